@@ -1,0 +1,5 @@
+"""Configuration: the `Settings` object and the template registry file."""
+
+from config.settings import Settings
+
+__all__ = ["Settings"]

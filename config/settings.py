@@ -1,0 +1,51 @@
+"""The one settings object: every knob of the service, read from ``MISSION_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CONFIG_DIR = Path(__file__).resolve().parent
+DEFAULT_TEMPLATES = CONFIG_DIR / "mission_templates.json"
+
+
+class Settings(BaseSettings):
+    """Built once per process (``Settings()``) and passed down explicitly."""
+
+    model_config = SettingsConfigDict(env_prefix="MISSION_", extra="ignore", frozen=True)
+
+    # --- Redis and the queue ---
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queue, state and events")
+    queue: str = Field("mission:queue", description="ARQ queue name shared by servers and workers")
+    key_prefix: str = Field("ms", description="prefix of every key and channel this service writes")
+
+    # --- templates ---
+    templates_path: Path = Field(DEFAULT_TEMPLATES, description="the template registry file")
+
+    # --- workers ---
+    worker_concurrency: int = Field(50, ge=1, le=10_000, description="agent jobs one worker runs at once")
+    poll_seconds: float = Field(0.5, gt=0, le=60, description="worker poll when idle; new jobs wake workers at once")
+    lease_seconds: float = Field(10.0, gt=0.5, le=3600, description="a running job's lease")
+    reap_every_seconds: int = Field(2, ge=1, le=60, description="how often lapsed leases are reaped")
+    max_lease_losses: int = Field(3, ge=0, le=100, description="re-runs granted to a job whose worker died")
+    retry_backoff_seconds: float = Field(0.5, ge=0, le=3600, description="first retry delay, doubled per try")
+    retry_backoff_max_seconds: float = Field(30.0, ge=0, le=86_400)
+
+    # --- missions ---
+    max_inputs_bytes: int = Field(64 * 1024, ge=2, description="largest mission `inputs` as JSON")
+    retention_seconds: int = Field(
+        7 * 86_400, ge=1, description="event logs and outputs of finished missions expire after this"
+    )
+
+    # --- the API server ---
+    host: str = Field("127.0.0.1", description="address `serve` listens on")
+    port: int = Field(8000, ge=0, le=65_535, description="port `serve` listens on")
+    graphiql: bool = Field(True, description="serve GraphiQL on GET /graphql")
+    introspection: bool = Field(True, description="allow schema introspection")
+    max_query_depth: int = Field(12, ge=1, le=100)
+    max_query_tokens: int = Field(2_000, ge=10)
+    max_query_aliases: int = Field(30, ge=1)
+    max_subscriptions_per_connection: int = Field(20, ge=1, le=10_000)
+    max_request_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")

@@ -1,0 +1,136 @@
+"""Every Redis key and channel the service uses, in one place.
+
+All names start with ``Settings.key_prefix`` (default ``ms``) so several deployments can share a
+Redis. Lua scripts never spell a name themselves: they receive the names built here (``names``).
+
+Per mission ``<id>`` (``mssn_<32 hex>``):
+
+- ``ms:m:<id>``            hash  the mission record: status, times, config JSON, budget and spent
+                                 (cents), ``seq`` (last event number), ``pending`` (non-terminal jobs),
+                                 ``roles`` JSON, ``n`` (its position in the indexes)
+- ``ms:m:<id>:j:<role>``   hash  one job: plan (agent, department, depends_on, allocation, timeout,
+                                 max_tries) and state (status, attempt, failures, spent, progress…)
+- ``ms:m:<id>:out``        hash  role -> output JSON of succeeded jobs (expires after retention)
+- ``ms:m:<id>:ev``         list  the event log; event ``seq`` is at index ``seq - 1`` (expires
+                                 after retention)
+
+Shared:
+
+- ``ms:n``                       counter   deploy order; the score in every index
+- ``ms:idx:<tenant>:<filter>``   zset      mission ids by deploy order; ``<tenant>`` is a tenant or
+                                           ``*`` (all); ``<filter>`` is ``all``, ``s:<STATUS>``,
+                                           ``t:<template>`` or ``st:<STATUS>:<template>``
+- ``ms:idem:<tenant>:<sha256>``  string    idempotency key -> mission id
+- ``ms:leases``                  zset      ``<mission>|<role>|<attempt>`` of running jobs by lease
+                                           expiry (ms); the reaper re-runs lapsed ones
+- ``ms:deadlines``               zset      active mission ids by deadline (ms), a backstop for the
+                                           deadline jobs
+
+Channels:
+
+- ``ms:ch:m:<id>``       every event of one mission (JSON, as stored in the log)
+- ``ms:ch:events``       every event of every mission (the tracker's feed)
+- ``ms:ch:control``      ``{"missionId", "status"}`` when a mission is cancelled or expires, so
+                         workers stop its running agents at once
+- ``ms:ch:wake:<queue>`` published when jobs become ready, so idle workers poll at once
+
+ARQ's own keys (``arq:job:<id>``, the queue zset ``Settings.queue``) are written by the scripts in
+ARQ's format with a JSON serializer; ARQ job ids are ``<mission>:<role>:<attempt>`` for agent runs
+and ``<mission>:deadline`` for the deadline job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+
+from arq.constants import in_progress_key_prefix, job_key_prefix
+
+
+class Keys:
+    """Key and channel names for one key prefix and queue."""
+
+    def __init__(self, prefix: str = "ms", queue: str = "mission:queue") -> None:
+        self.prefix = prefix
+        self.queue = queue
+        self.counter = f"{prefix}:n"
+        self.leases = f"{prefix}:leases"
+        self.deadlines = f"{prefix}:deadlines"
+        self.events_channel = f"{prefix}:ch:events"
+        self.control_channel = f"{prefix}:ch:control"
+        self.wake_channel = f"{prefix}:ch:wake:{queue}"
+        self.arq_job_prefix = job_key_prefix
+        self.arq_in_progress_prefix = in_progress_key_prefix
+
+    def mission(self, mission_id: str) -> str:
+        return f"{self.prefix}:m:{mission_id}"
+
+    def job(self, mission_id: str, role: str) -> str:
+        return f"{self.prefix}:m:{mission_id}:j:{role}"
+
+    def outputs(self, mission_id: str) -> str:
+        return f"{self.prefix}:m:{mission_id}:out"
+
+    def events(self, mission_id: str) -> str:
+        return f"{self.prefix}:m:{mission_id}:ev"
+
+    def mission_channel(self, mission_id: str) -> str:
+        return f"{self.prefix}:ch:m:{mission_id}"
+
+    def index(self, tenant: str, status: str | None = None, template_id: str | None = None) -> str:
+        """The index zset for a tenant (``*`` for all) filtered by status and/or template."""
+        if status and template_id:
+            kind = f"st:{status}:{template_id}"
+        elif status:
+            kind = f"s:{status}"
+        elif template_id:
+            kind = f"t:{template_id}"
+        else:
+            kind = "all"
+        return f"{self.prefix}:idx:{tenant}:{kind}"
+
+    def idempotency(self, tenant: str, key: str) -> str:
+        return f"{self.prefix}:idem:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+    @staticmethod
+    def arq_job_id(mission_id: str, role: str, attempt: int) -> str:
+        return f"{mission_id}:{role}:{attempt}"
+
+    @staticmethod
+    def deadline_job_id(mission_id: str) -> str:
+        return f"{mission_id}:deadline"
+
+    @staticmethod
+    def lease_member(mission_id: str, role: str, attempt: int) -> str:
+        return f"{mission_id}|{role}|{attempt}"
+
+    @cached_property
+    def _shared_names(self) -> dict[str, str]:
+        return {
+            "idx": f"{self.prefix}:idx:",
+            "counter": self.counter,
+            "leases": self.leases,
+            "deadlines": self.deadlines,
+            "cha": self.events_channel,
+            "ctl": self.control_channel,
+            "wake": self.wake_channel,
+            "q": self.queue,
+            "aj": self.arq_job_prefix,
+            "ip": self.arq_in_progress_prefix,
+        }
+
+    def names(self, mission_id: str) -> str:
+        """The JSON blob of names a Lua script needs for one mission."""
+        return json.dumps(
+            {
+                **self._shared_names,
+                "mid": mission_id,
+                "m": self.mission(mission_id),
+                "jp": self.job(mission_id, ""),
+                "out": self.outputs(mission_id),
+                "ev": self.events(mission_id),
+                "chm": self.mission_channel(mission_id),
+            },
+            separators=(",", ":"),
+        )

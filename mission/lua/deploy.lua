@@ -1,0 +1,44 @@
+-- Create a mission, its jobs and indexes; queue its root jobs and its deadline job; one event each.
+-- ARGV: names, mission fields (JSON object), jobs (JSON array of objects), idempotency key or '',
+--       idempotency key TTL (s), deployed event data (JSON)
+local idem = ARGV[4]
+if idem ~= '' then
+  local existing = redis.call('GET', idem)
+  if existing then return {'existing', existing} end
+end
+local fields = cjson.decode(ARGV[2])
+local jobs = cjson.decode(ARGV[3])
+local t = now_ms()
+local n = redis.call('INCR', N.counter)
+local deadline = t + tonumber(fields.ttl) * 1000
+local hs = {'id', N.mid, 'status', 'QUEUED', 'created_at', t, 'deadline', deadline, 'n', n, 'seq', 0,
+  'spent', 0, 'succeeded', 0, 'pending', #jobs, 'total', #jobs}
+for k, v in pairs(fields) do hs[#hs + 1] = k; hs[#hs + 1] = v end
+redis.call('HSET', N.m, unpack(hs))
+
+local roots = {}
+for _, job in ipairs(jobs) do
+  local status, attempt = 'WAITING', 0
+  if job.depends_on == '[]' then status, attempt = 'QUEUED', 1; roots[#roots + 1] = job.role end
+  local js = {'status', status, 'attempt', attempt, 'tries', 0, 'failures', 0, 'lost', 0, 'spent', 0, 'progress', 0}
+  for k, v in pairs(job) do js[#js + 1] = k; js[#js + 1] = v end
+  redis.call('HSET', jkey(job.role), unpack(js))
+end
+
+for _, scope in ipairs({fields.tenant, '*'}) do
+  local base = N.idx .. scope .. ':'
+  redis.call('ZADD', base .. 'all', n, N.mid)
+  redis.call('ZADD', base .. 't:' .. fields.template_id, n, N.mid)
+end
+index_move(nil, 'QUEUED')
+if idem ~= '' then redis.call('SET', idem, N.mid, 'EX', tonumber(ARGV[5])) end
+
+emit('mission.deployed', 'QUEUED', nil, 'mission deployed', cjson.decode(ARGV[6]), t)
+for _, role in ipairs(roots) do
+  enqueue_attempt(role, 1, t, t)
+  emit('job.queued', 'QUEUED', job_id(role), 'queued', {attempt = 1}, t)
+end
+enqueue('expire_mission', N.mid .. ':deadline', '["' .. N.mid .. '"]', deadline, t)
+redis.call('ZADD', N.deadlines, deadline, N.mid)
+wake()
+return {'created', N.mid}

@@ -1,0 +1,83 @@
+-- An attempt ends: success advances the graph; failure retries, fails (skipping dependents) or,
+-- for a lost or released worker, runs again as a new attempt. Stale attempts change nothing.
+-- ARGV: names, role, attempt, outcome (ok|error|lost|release), output JSON or error text,
+--       retryable (1|0), retry delay ms, lease losses allowed
+local role, attempt, outcome, payload = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local jk = jkey(role)
+local j = redis.call('HMGET', jk, 'status', 'attempt', 'failures', 'max_tries', 'lost', 'dependents')
+if j[1] ~= 'RUNNING' or tonumber(j[2]) ~= attempt then return {'stale', j[1] or ''} end
+local member = lease_member(role, attempt)
+local t = now_ms()
+if outcome == 'lost' then
+  local lease = redis.call('ZSCORE', N.leases, member)
+  if lease and tonumber(lease) > t then return {'renewed', 'RUNNING'} end
+end
+redis.call('ZREM', N.leases, member)
+if outcome == 'lost' then
+  -- the dead worker's ARQ job would otherwise sit in the queue until ARQ's in-progress key expires
+  local arq_id = job_id(role) .. ':' .. attempt
+  dequeue(arq_id)
+  redis.call('DEL', N.ip .. arq_id)
+end
+
+local function requeue(status, score, etype, reason)
+  redis.call('HSET', jk, 'status', status, 'attempt', attempt + 1, 'error', reason)
+  enqueue_attempt(role, attempt + 1, score, t)
+  emit(etype, status, job_id(role), reason, {attempt = attempt + 1, at = score}, t)
+end
+
+if outcome == 'ok' then
+  redis.call('HSET', jk, 'status', 'SUCCEEDED', 'finished_at', t, 'progress', 1, 'error', '')
+  redis.call('HSET', N.out, role, payload)
+  redis.call('HINCRBY', N.m, 'pending', -1)
+  redis.call('HINCRBY', N.m, 'succeeded', 1)
+  emit('job.succeeded', 'SUCCEEDED', job_id(role), 'succeeded', {attempt = attempt}, t)
+  for _, dep in ipairs(cjson.decode(j[6])) do
+    local dk = jkey(dep)
+    if redis.call('HGET', dk, 'status') == 'WAITING' then
+      local ready = true
+      for _, up in ipairs(cjson.decode(redis.call('HGET', dk, 'depends_on'))) do
+        if redis.call('HGET', jkey(up), 'status') ~= 'SUCCEEDED' then ready = false; break end
+      end
+      if ready then
+        redis.call('HSET', dk, 'status', 'QUEUED', 'attempt', 1)
+        enqueue_attempt(dep, 1, t, t)
+        emit('job.queued', 'QUEUED', job_id(dep), 'upstream succeeded', {attempt = 1}, t)
+      end
+    end
+  end
+elseif outcome == 'release' then
+  requeue('QUEUED', t, 'job.requeued', 'worker shut down; running again')
+elseif outcome == 'lost' and tonumber(j[5]) < tonumber(ARGV[8]) then
+  redis.call('HINCRBY', jk, 'lost', 1)
+  requeue('QUEUED', t, 'job.requeued', 'worker lost (lease lapsed); running again')
+else
+  local failures = tonumber(j[3]) + 1
+  if outcome == 'lost' then payload = 'worker lost too often (lease lapsed)' end
+  redis.call('HSET', jk, 'failures', failures)
+  if ARGV[6] == '1' and failures < tonumber(j[4]) then
+    requeue('RETRYING', t + tonumber(ARGV[7]), 'job.retrying', payload)
+  else
+    redis.call('HSET', jk, 'status', 'FAILED', 'finished_at', t, 'error', payload)
+    redis.call('HINCRBY', N.m, 'pending', -1)
+    redis.call('HSETNX', N.m, 'first_failure', role .. ': ' .. payload)
+    emit('job.failed', 'FAILED', job_id(role), payload, {attempt = attempt}, t)
+    -- every transitive dependent is still WAITING: skip it
+    local queue, i = cjson.decode(j[6]), 1
+    while i <= #queue do
+      local dep = queue[i]
+      i = i + 1
+      local dk = jkey(dep)
+      if redis.call('HGET', dk, 'status') == 'WAITING' then
+        local why = 'upstream ' .. role .. ' failed'
+        redis.call('HSET', dk, 'status', 'SKIPPED', 'finished_at', t, 'error', why)
+        redis.call('HINCRBY', N.m, 'pending', -1)
+        emit('job.skipped', 'SKIPPED', job_id(dep), why, nil, t)
+        for _, next in ipairs(cjson.decode(redis.call('HGET', dk, 'dependents'))) do queue[#queue + 1] = next end
+      end
+    end
+  end
+end
+settle(t)
+wake()
+return {'ok', redis.call('HGET', N.m, 'status')}

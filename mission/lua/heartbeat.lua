@@ -1,0 +1,17 @@
+-- Renew the leases of a worker's running attempts (and ARQ's in-progress keys of their jobs);
+-- return the attempts no longer current, for the worker to stop.
+-- (No shared prelude.) ARGV: lease ms, leases key, then (member, job key, attempt, ARQ in-progress key)
+local t = redis.call('TIME')
+local lease_ms = tonumber(ARGV[1])
+local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + lease_ms
+local stop = {}
+for i = 3, #ARGV, 4 do
+  local j = redis.call('HMGET', ARGV[i + 1], 'status', 'attempt')
+  if j[1] == 'RUNNING' and j[2] == ARGV[i + 2] then
+    redis.call('ZADD', ARGV[2], expiry, ARGV[i])
+    redis.call('PEXPIRE', ARGV[i + 3], lease_ms)
+  else
+    stop[#stop + 1] = ARGV[i]
+  end
+end
+return stop

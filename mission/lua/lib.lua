@@ -1,0 +1,128 @@
+-- Shared by every mission script (prepended). ARGV[1] is the JSON blob of key names built by
+-- mission/keys.py (`Keys.names`); scripts never spell a key themselves.
+local N = cjson.decode(ARGV[1])
+local TERMINAL_JOB = {SUCCEEDED = true, FAILED = true, CANCELLED = true, SKIPPED = true, EXPIRED = true}
+local TERMINAL_MISSION = {SUCCEEDED = true, FAILED = true, CANCELLED = true, EXPIRED = true}
+local WAKE = false
+local TENANT = nil
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function jkey(role) return N.jp .. role end
+local function job_id(role) return N.mid .. ':' .. role end
+local function lease_member(role, attempt) return N.mid .. '|' .. role .. '|' .. attempt end
+
+-- cents -> "12.50"
+local function money(c)
+  c = tonumber(c)
+  return string.format('%d.%02d', math.floor(c / 100), c % 100)
+end
+
+-- Append an event to the mission's log and publish it: seq is the log's length, so no gaps.
+local function emit(etype, status, jid, message, data, t)
+  if TENANT == nil then TENANT = redis.call('HGET', N.m, 'tenant') or '' end
+  local seq = redis.call('HINCRBY', N.m, 'seq', 1)
+  local ev = '{"seq":' .. seq .. ',"missionId":"' .. N.mid .. '","tenant":' .. cjson.encode(TENANT) ..
+    ',"type":"' .. etype .. '","status":"' .. status .. '","jobId":' ..
+    (jid and ('"' .. jid .. '"') or 'null') .. ',"at":' .. t .. ',"message":' .. cjson.encode(message or '') ..
+    ',"data":' .. (data and cjson.encode(data) or 'null') .. '}'
+  redis.call('RPUSH', N.ev, ev)
+  redis.call('PUBLISH', N.chm, ev)
+  redis.call('PUBLISH', N.cha, ev)
+  return seq
+end
+
+-- Write an ARQ job (ARQ's format, JSON serializer) and queue it at `score` (ms).
+local function enqueue(fn, arq_id, args_json, score, t)
+  redis.call('PSETEX', N.aj .. arq_id, math.max(score - t, 0) + 86400000,
+    '{"t":null,"f":"' .. fn .. '","a":' .. args_json .. ',"k":{},"et":' .. t .. '}')
+  redis.call('ZADD', N.q, score, arq_id)
+  if score <= t then WAKE = true end
+end
+
+local function enqueue_attempt(role, attempt, score, t)
+  enqueue('run_agent_logic', job_id(role) .. ':' .. attempt,
+    '["' .. N.mid .. '","' .. job_id(role) .. '",' .. attempt .. ']', score, t)
+end
+
+local function dequeue(arq_id)
+  redis.call('ZREM', N.q, arq_id)
+  redis.call('DEL', N.aj .. arq_id)
+end
+
+local function wake()
+  if WAKE then redis.call('PUBLISH', N.wake, '1') end
+end
+
+-- Move the mission between the status indexes of its tenant and of all tenants.
+local function index_move(old, new)
+  local m = redis.call('HMGET', N.m, 'tenant', 'template_id', 'n')
+  for _, scope in ipairs({m[1], '*'}) do
+    local base = N.idx .. scope .. ':'
+    if old then
+      redis.call('ZREM', base .. 's:' .. old, N.mid)
+      redis.call('ZREM', base .. 'st:' .. old .. ':' .. m[2], N.mid)
+    end
+    redis.call('ZADD', base .. 's:' .. new, m[3], N.mid)
+    redis.call('ZADD', base .. 'st:' .. new .. ':' .. m[2], m[3], N.mid)
+  end
+end
+
+-- Put a non-terminal job into a terminal status, withdrawing its queued run or lease.
+local function close_job(role, status, reason, t)
+  local jk = jkey(role)
+  local j = redis.call('HMGET', jk, 'status', 'attempt')
+  if TERMINAL_JOB[j[1]] then return false end
+  if j[1] == 'QUEUED' or j[1] == 'RETRYING' then dequeue(job_id(role) .. ':' .. j[2]) end
+  if j[1] == 'RUNNING' then redis.call('ZREM', N.leases, lease_member(role, j[2])) end
+  redis.call('HSET', jk, 'status', status, 'finished_at', t, 'error', reason)
+  emit('job.' .. string.lower(status), status, job_id(role), reason, nil, t)
+  return true
+end
+
+-- End the mission once: close its open jobs (with `job_status`), index, event, expiry of the log.
+local function finish_mission(status, job_status, reason, t)
+  local m = redis.call('HMGET', N.m, 'status', 'roles', 'retention')
+  if TERMINAL_MISSION[m[1]] then return false end
+  local stopped = false
+  if job_status then
+    for _, role in ipairs(cjson.decode(m[2])) do
+      if close_job(role, job_status, reason, t) then stopped = true end
+    end
+  end
+  redis.call('HSET', N.m, 'status', status, 'finished_at', t, 'pending', 0)
+  if reason then redis.call('HSET', N.m, 'failure_reason', reason) end
+  dequeue(N.mid .. ':deadline')
+  redis.call('ZREM', N.deadlines, N.mid)
+  index_move(m[1], status)
+  emit('mission.' .. string.lower(status), status, nil, reason or 'mission succeeded', nil, t)
+  if stopped then
+    redis.call('PUBLISH', N.ctl, '{"missionId":"' .. N.mid .. '","status":"' .. status .. '"}')
+  end
+  redis.call('EXPIRE', N.ev, m[3])
+  redis.call('EXPIRE', N.out, m[3])
+  return true
+end
+
+-- When no job is left open, the outcome policy decides the mission's status.
+local function settle(t)
+  local m = redis.call('HMGET', N.m, 'status', 'pending', 'succeeded', 'total', 'policy', 'quorum', 'first_failure')
+  if TERMINAL_MISSION[m[1]] or tonumber(m[2]) > 0 then return end
+  local ok, total = tonumber(m[3]), tonumber(m[4])
+  local need = total
+  if m[5] == 'any' then need = 1 elseif m[5] == 'quorum' then need = tonumber(m[6]) end
+  if ok >= need then
+    finish_mission('SUCCEEDED', nil, nil, t)
+  else
+    local reason = ok .. ' of ' .. total .. ' jobs succeeded; the ' .. m[5] .. ' outcome needs ' .. need
+    if m[7] and m[7] ~= '' then reason = reason .. '; first failure: ' .. m[7] end
+    finish_mission('FAILED', nil, reason, t)
+  end
+end
+
+local function expire_reason()
+  return 'deadline passed: the time limit of ' .. redis.call('HGET', N.m, 'ttl') .. ' s ran out'
+end

@@ -1,0 +1,27 @@
+-- A worker takes a queued attempt: RUNNING with a lease; returns what the agent needs.
+-- ARGV: names, role, attempt, lease ms, worker name
+local role, attempt, lease_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local m = redis.call('HMGET', N.m, 'status', 'deadline', 'config')
+if not m[1] then return {'gone', ''} end
+if TERMINAL_MISSION[m[1]] then return {'over', m[1]} end
+local jk = jkey(role)
+local j = redis.call('HMGET', jk, 'status', 'attempt')
+if (j[1] ~= 'QUEUED' and j[1] ~= 'RETRYING') or tonumber(j[2]) ~= attempt then return {'stale', j[1] or ''} end
+local t = now_ms()
+if t >= tonumber(m[2]) then
+  finish_mission('EXPIRED', 'EXPIRED', expire_reason(), t)
+  return {'over', 'EXPIRED'}
+end
+redis.call('HSET', jk, 'status', 'RUNNING', 'started_at', t, 'worker', ARGV[5], 'progress', 0, 'message', '')
+redis.call('HINCRBY', jk, 'tries', 1)
+redis.call('ZADD', N.leases, t + lease_ms, lease_member(role, attempt))
+if m[1] == 'QUEUED' then
+  redis.call('HSET', N.m, 'status', 'RUNNING', 'started_at', t)
+  index_move('QUEUED', 'RUNNING')
+  emit('mission.started', 'RUNNING', nil, 'first agent started', nil, t)
+end
+emit('job.started', 'RUNNING', job_id(role), 'attempt ' .. attempt, {attempt = attempt}, t)
+local ups = cjson.decode(redis.call('HGET', jk, 'depends_on'))
+local outs = {}
+if #ups > 0 then outs = redis.call('HMGET', N.out, unpack(ups)) end
+return {'ok', m[3], m[2], redis.call('HGETALL', jk), outs}

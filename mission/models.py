@@ -1,0 +1,137 @@
+"""Domain models: templates as the registry file states them, mission config, status enums."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Names that end up inside Redis keys and job ids: keep them plain.
+ROLE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+DEPARTMENT_PATTERN = r"^[A-Za-z][A-Za-z0-9 _&-]{0,63}$"
+TEMPLATE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# A built-in agent name (`finance.liquidate`) or an import path (`package.module:function`).
+AGENT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?$"
+
+
+class MissionStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (MissionStatus.QUEUED, MissionStatus.RUNNING)
+
+
+class JobStatus(StrEnum):
+    WAITING = "WAITING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_JOB_STATUSES
+
+
+TERMINAL_JOB_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SKIPPED, JobStatus.EXPIRED}
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSpec(_Strict):
+    """One member of a squad."""
+
+    role: str = Field(pattern=ROLE_PATTERN)
+    department: str = Field(pattern=DEPARTMENT_PATTERN)
+    agent: str = Field(pattern=AGENT_PATTERN)
+    budget_share: float | None = Field(None, ge=0, le=1_000_000)
+    timeout: float | None = Field(None, gt=0, le=86_400, description="seconds one try may run")
+    max_tries: int = Field(1, ge=1, le=20)
+
+
+class Outcome(_Strict):
+    """How the jobs' results make the mission's: every job, any job, or a quorum of them."""
+
+    policy: Literal["all", "any", "quorum"] = "all"
+    count: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _count_matches_policy(self) -> Outcome:
+        if self.policy == "quorum" and self.count is None:
+            raise ValueError("a quorum outcome needs a count")
+        if self.policy != "quorum" and self.count is not None:
+            raise ValueError("count only goes with the quorum policy")
+        return self
+
+
+RiskLevel = Literal["low", "medium", "high", "critical"]
+
+
+class Risk(_Strict):
+    level: RiskLevel = "medium"
+    max_drawdown: float | None = Field(None, ge=0, le=1)
+
+
+class Defaults(_Strict):
+    budget: Decimal = Field(gt=0, decimal_places=2, max_digits=13)
+    ttl: int = Field(gt=0, le=30 * 86_400, description="seconds")
+    risk: Risk = Risk()
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class MoneyRange(_Strict):
+    min: Decimal = Field(gt=0, decimal_places=2, max_digits=13)
+    max: Decimal = Field(gt=0, decimal_places=2, max_digits=13)
+
+
+class SecondsRange(_Strict):
+    min: int = Field(gt=0)
+    max: int = Field(gt=0, le=30 * 86_400)
+
+
+class Limits(_Strict):
+    budget: MoneyRange
+    ttl: SecondsRange
+
+
+class Template(_Strict):
+    id: str = Field(pattern=TEMPLATE_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    sector: str = Field(min_length=1, max_length=100)
+    goal: str = Field(min_length=1, max_length=2000)
+    squad: list[AgentSpec] = Field(min_length=1, max_length=500)
+    dependencies: dict[str, list[str]] = Field(default_factory=dict)
+    outcome: Outcome = Outcome()
+    outcome_logic_hash: str | None = None
+    defaults: Defaults
+    limits: Limits
+
+    @property
+    def departments(self) -> list[str]:
+        """Departments in squad order, each once."""
+        return list(dict.fromkeys(a.department for a in self.squad))
+
+
+class MissionConfig(_Strict):
+    """A template's defaults with the user's overrides applied and checked."""
+
+    budget: Decimal
+    ttl: int
+    risk: Risk
+    inputs: dict[str, Any]

@@ -1,0 +1,232 @@
+"""From a template and a user's overrides to a checked plan: config, job graph, budget split."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from mission.errors import InvalidConfig, Problem
+from mission.models import MissionConfig, Risk, Template
+from mission.money import CENT, to_cents
+from mission.templates import department_stages
+
+OVERRIDABLE = ("budget", "ttl", "risk", "inputs")
+
+_UNITS = {
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86_400, "day": 86_400, "days": 86_400,
+}  # fmt: skip
+_DURATION = re.compile(r"^\s*(\d{1,9})\s*([a-z]*)\s*$")
+_MONEY = re.compile(r"^\s*\$?\s*([0-9][0-9,]*(\.[0-9]*)?|\.[0-9]+)\s*$")
+
+
+def parse_money(value: Any) -> Decimal:
+    """A budget: a number or a string such as ``"5000"``, ``"$5,000"`` or ``"1250.50"``."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    if isinstance(value, (int, float, Decimal)):
+        amount = Decimal(str(value))
+    elif isinstance(value, str):
+        match = _MONEY.match(value)
+        if not match:
+            raise ValueError(f"{value[:40]!r} is not an amount of money")
+        amount = Decimal(match.group(1).replace(",", ""))
+    else:
+        raise ValueError(f"must be a number, not {type(value).__name__}")
+    if not amount.is_finite():
+        raise ValueError("must be a finite number")
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:
+        raise ValueError("has more than two decimal places (money is counted in cents)")
+    return amount
+
+
+def parse_duration(value: Any) -> int:
+    """A TTL in whole seconds: an integer or a string such as ``"300"``, ``"5m"``, ``"2 hours"``."""
+    if isinstance(value, bool):
+        raise ValueError("must be whole seconds, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise ValueError("must be whole seconds")
+    if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        raise ValueError("must be whole seconds")
+    if isinstance(value, str):
+        match = _DURATION.match(value.lower())
+        if match:
+            number, unit = match.groups()
+            if not unit:
+                return int(number)
+            if unit in _UNITS:
+                return int(number) * _UNITS[unit]
+        raise ValueError(f"{value[:40]!r} is not a duration (try 300, '5m' or '2 hours')")
+    raise ValueError(f"must be whole seconds, not {type(value).__name__}")
+
+
+def merge_config(template: Template, overrides: Mapping[str, Any] | None, *, max_inputs_bytes: int) -> MissionConfig:
+    """Template defaults with overrides applied; `InvalidConfig` names every bad field."""
+    overrides = overrides or {}
+    problems: list[Problem] = []
+    if not isinstance(overrides, Mapping):
+        raise InvalidConfig([Problem("config", "must be an object of overrides")])
+    for key in overrides:
+        if key not in OVERRIDABLE:
+            problems.append(Problem(str(key)[:64], f"unknown setting; allowed: {', '.join(OVERRIDABLE)}"))
+    defaults, limits = template.defaults, template.limits
+
+    budget = defaults.budget
+    if overrides.get("budget") is not None:
+        try:
+            budget = parse_money(overrides["budget"])
+        except ValueError as exc:
+            problems.append(Problem("budget", str(exc)))
+        else:
+            if not limits.budget.min <= budget <= limits.budget.max:
+                problems.append(
+                    Problem(
+                        "budget", f"{budget} is outside this template's range {limits.budget.min}..{limits.budget.max}"
+                    )
+                )
+
+    ttl = defaults.ttl
+    if overrides.get("ttl") is not None:
+        try:
+            ttl = parse_duration(overrides["ttl"])
+        except ValueError as exc:
+            problems.append(Problem("ttl", str(exc)))
+        else:
+            if not limits.ttl.min <= ttl <= limits.ttl.max:
+                problems.append(
+                    Problem("ttl", f"{ttl} seconds is outside this template's range {limits.ttl.min}..{limits.ttl.max}")
+                )
+
+    risk = defaults.risk
+    if overrides.get("risk") is not None:
+        given = overrides["risk"]
+        if not isinstance(given, Mapping):
+            problems.append(Problem("risk", "must be an object with level and/or max_drawdown"))
+        else:
+            try:
+                risk = Risk.model_validate({**defaults.risk.model_dump(), **_snake(given)})
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False):
+                    where = ".".join(str(p) for p in err["loc"])
+                    problems.append(Problem(f"risk.{where}" if where else "risk", err["msg"]))
+
+    inputs = dict(defaults.inputs)
+    if overrides.get("inputs") is not None:
+        given = overrides["inputs"]
+        if not isinstance(given, Mapping):
+            problems.append(Problem("inputs", "must be a JSON object"))
+        else:
+            inputs.update(given)
+    try:
+        size = len(json.dumps(inputs, separators=(",", ":"), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        problems.append(Problem("inputs", f"must be plain JSON ({exc})"))
+    else:
+        if size > max_inputs_bytes:
+            problems.append(Problem("inputs", f"{size} bytes of JSON is above the limit of {max_inputs_bytes}"))
+
+    if problems:
+        raise InvalidConfig(problems)
+    return MissionConfig(budget=budget.quantize(CENT), ttl=ttl, risk=risk, inputs=inputs)
+
+
+def _snake(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept ``maxDrawdown`` as well as ``max_drawdown``."""
+    return {re.sub(r"(?<!^)(?=[A-Z])", "_", str(k)).lower(): v for k, v in values.items()}
+
+
+def split_budget(total_cents: int, shares: list[float | None]) -> list[int]:
+    """Cents per agent by weight; missing shares split the rest equally; the parts sum to the total.
+
+    Largest-remainder rounding keeps the sum exact, so agents' allocations never exceed the budget.
+    """
+    given = sum(s for s in shares if s is not None)
+    missing = sum(1 for s in shares if s is None)
+    rest = max(0.0, 1.0 - given)
+    weights = [s if s is not None else rest / missing for s in shares]
+    total_weight = sum(weights)
+    if total_weight <= 0:
+        weights, total_weight = [1.0] * len(shares), float(len(shares))
+    exact = [total_cents * w / total_weight for w in weights]
+    parts = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(len(parts)), key=lambda i: (parts[i] - exact[i], i))
+    for i in by_remainder[: total_cents - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    role: str
+    department: str
+    agent: str
+    depends_on: tuple[str, ...]  # roles
+    dependents: tuple[str, ...]  # roles
+    allocated_cents: int
+    timeout: float | None
+    max_tries: int
+    stage: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    template: Template
+    config: MissionConfig
+    jobs: tuple[PlannedJob, ...]
+    stages: tuple[tuple[str, ...], ...]  # departments per stage
+
+    @property
+    def budget_cents(self) -> int:
+        return to_cents(self.config.budget)
+
+    @property
+    def roots(self) -> list[PlannedJob]:
+        return [job for job in self.jobs if not job.depends_on]
+
+
+def build_plan(template: Template, config: MissionConfig) -> Plan:
+    """The job graph: every agent of a department waits for every agent of its upstream departments."""
+    stages = department_stages(template)
+    stage_of = {dept: i for i, layer in enumerate(stages) for dept in layer}
+    roles_of: dict[str, list[str]] = {}
+    for agent in template.squad:
+        roles_of.setdefault(agent.department, []).append(agent.role)
+    upstream_roles = {
+        dept: tuple(r for up in template.dependencies.get(dept, ()) for r in roles_of[up]) for dept in roles_of
+    }
+    allocations = split_budget(to_cents(config.budget), [a.budget_share for a in template.squad])
+    jobs = []
+    for agent, cents in zip(template.squad, allocations, strict=True):
+        dependents = tuple(other.role for other in template.squad if agent.role in upstream_roles[other.department])
+        jobs.append(
+            PlannedJob(
+                role=agent.role,
+                department=agent.department,
+                agent=agent.agent,
+                depends_on=upstream_roles[agent.department],
+                dependents=dependents,
+                allocated_cents=cents,
+                timeout=agent.timeout,
+                max_tries=agent.max_tries,
+                stage=stage_of[agent.department],
+            )
+        )
+    return Plan(template=template, config=config, jobs=tuple(jobs), stages=tuple(tuple(s) for s in stages))

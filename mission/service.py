@@ -1,0 +1,182 @@
+"""`MissionService`: the one facade the API, the CLI and Python callers use."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from redis.asyncio import Redis
+
+from config.settings import Settings
+from mission.errors import InvalidConfig, MissionNotFound, Problem
+from mission.keys import Keys
+from mission.models import MissionStatus, Template
+from mission.plan import build_plan, merge_config
+from mission.records import MissionRecord
+from mission.store import MissionStore
+from mission.templates import TemplateRegistry
+
+MISSION_ID = re.compile(r"^mssn_[0-9a-f]{32}$")
+DEFAULT_TENANT = "default"
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def new_mission_id() -> str:
+    return "mssn_" + uuid.uuid4().hex
+
+
+def is_mission_id(value: str) -> bool:
+    return bool(MISSION_ID.match(value))
+
+
+def template_summary(template: Template) -> dict[str, Any]:
+    return {
+        "id": template.id,
+        "name": template.name,
+        "goal": template.goal,
+        "sector": template.sector,
+        "departments": template.departments,
+        "outcome_logic_hash": template.outcome_logic_hash,
+        "defaults": template.defaults.model_dump(mode="json"),
+        "limits": template.limits.model_dump(mode="json"),
+    }
+
+
+def mission_summary(record: MissionRecord, *, created: bool = True) -> dict[str, Any]:
+    """The dict `deploy_mission` returns: id, status, config and every planned job."""
+    return {
+        "mission_id": record.id,
+        "template_id": record.template_id,
+        "status": record.status.value,
+        "created": created,
+        "config": record.config,
+        "deadline": record.deadline.isoformat(),
+        "outcome_logic_hash": record.outcome_logic_hash,
+        "jobs": [
+            {
+                "id": job.id,
+                "department": job.department,
+                "role": job.role,
+                "agent": job.agent,
+                "status": job.status.value,
+                "depends_on": [f"{record.id}:{r}" for r in job.depends_on],
+                "budget": str(job.budget.allocated),
+            }
+            for job in record.jobs
+        ],
+    }
+
+
+class MissionService:
+    """Templates, deployment, cancellation and reads of missions, over one Redis."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: TemplateRegistry | None = None,
+        redis: Redis | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry if registry is not None else TemplateRegistry.load(settings.templates_path)
+        self.keys = Keys(settings.key_prefix, settings.queue)
+        self._own_redis = redis is None
+        self.redis = redis if redis is not None else Redis.from_url(settings.redis_url, decode_responses=True)
+        self.store = MissionStore(self.redis, self.keys)
+
+    async def close(self) -> None:
+        if self._own_redis:
+            await self.redis.aclose()
+
+    # --- templates ---
+
+    def get_all_templates(self, sector: str | None = None) -> list[dict[str, Any]]:
+        """Every template (or one sector's, case-insensitive) as plain dicts."""
+        return [template_summary(t) for t in self.registry.all(sector)]
+
+    def get_template(self, template_id: str) -> Template:
+        return self.registry.get(template_id)
+
+    # --- missions ---
+
+    async def deploy_mission(
+        self,
+        template_id: str,
+        config: Mapping[str, Any] | None = None,
+        arq_pool: Redis | None = None,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Validate overrides, store the mission, queue its first jobs; returns `mission_summary`.
+
+        ``arq_pool`` (an ARQ pool or any redis client on the same Redis) carries the writes when
+        given. With an ``idempotency_key`` already used by this tenant, the existing mission comes
+        back (``created`` is False) and nothing new is queued.
+        """
+        record, created = await self.deploy(
+            template_id, config, arq_pool, tenant=tenant, idempotency_key=idempotency_key
+        )
+        return mission_summary(record, created=created)
+
+    async def deploy(
+        self,
+        template_id: str,
+        config: Mapping[str, Any] | None = None,
+        arq_pool: Redis | None = None,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        idempotency_key: str | None = None,
+    ) -> tuple[MissionRecord, bool]:
+        """`deploy_mission`, returning the stored mission and whether it was created now."""
+        template = self.registry.get(template_id)
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidConfig([Problem("idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")])
+        merged = merge_config(template, config, max_inputs_bytes=self.settings.max_inputs_bytes)
+        plan = build_plan(template, merged)
+        created, mission_id = await self.store.create(
+            new_mission_id(),
+            tenant,
+            plan,
+            idempotency_key=idempotency_key,
+            retention_seconds=self.settings.retention_seconds,
+            client=arq_pool,
+        )
+        record = await self.store.read_one(mission_id)
+        if record is None:  # an idempotency key whose mission has since been removed
+            raise MissionNotFound(mission_id)
+        return record, created
+
+    async def get_mission(
+        self, mission_id: str, *, tenant: str | None = None, outputs: bool = False
+    ) -> MissionRecord | None:
+        """The mission, or None when unknown or (with ``tenant``) another tenant's."""
+        if not is_mission_id(mission_id):
+            return None
+        record = await self.store.read_one(mission_id, outputs=outputs)
+        if record is None or (tenant is not None and record.tenant != tenant):
+            return None
+        return record
+
+    async def cancel_mission(self, mission_id: str, *, tenant: str | None = None) -> MissionRecord:
+        """Cancel the whole graph; running agents stop within a second. Idempotent: a mission
+        that already ended is returned as it is."""
+        if not is_mission_id(mission_id):
+            raise MissionNotFound(mission_id[:100])
+        owner = await self.store.tenant_of(mission_id)
+        if owner is None or (tenant is not None and owner != tenant):
+            raise MissionNotFound(mission_id)
+        await self.store.stop(mission_id, MissionStatus.CANCELLED)
+        record = await self.store.read_one(mission_id)
+        if record is None:
+            raise MissionNotFound(mission_id)
+        return record
+
+
+@cache
+def get_mission_service() -> MissionService:
+    """The process-wide service, configured from the environment (``MISSION_*``)."""
+    return MissionService(Settings())

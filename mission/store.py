@@ -1,0 +1,279 @@
+"""Mission state in Redis: every transition is one atomic Lua script; reads are one round trip."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from mission.keys import Keys
+from mission.models import MissionStatus
+from mission.plan import Plan
+from mission.records import Event, MissionRecord
+from mission.scripts import Scripts
+
+MAX_PAGE = 100
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Started:
+    """What a worker needs to run an attempt it took."""
+
+    config: dict[str, Any]
+    deadline_ms: int
+    job: dict[str, str]
+    upstream: dict[str, Any]  # role -> output
+
+
+@dataclass(frozen=True)
+class Page:
+    ids: list[str]
+    cursors: list[str]
+    has_next_page: bool
+    total: int
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1] if self.cursors else None
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"n:{position}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    """The index position a cursor points after; ValueError for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()[:64]).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("not a cursor from this service") from None
+    kind, _, number = text.partition(":")
+    if kind != "n" or not number.isdigit():
+        raise ValueError("not a cursor from this service")
+    return int(number)
+
+
+class MissionStore:
+    """All reads and writes of mission state, on one Redis client."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.scripts = Scripts(redis)
+
+    # --- deployment ---
+
+    async def create(
+        self,
+        mission_id: str,
+        tenant: str,
+        plan: Plan,
+        *,
+        idempotency_key: str | None,
+        retention_seconds: int,
+        client: Redis | None = None,
+    ) -> tuple[bool, str]:
+        """Write the mission and queue its roots; (False, existing id) for a known idempotency key."""
+        template, config = plan.template, plan.config
+        fields = {
+            "tenant": tenant,
+            "template_id": template.id,
+            "ttl": str(config.ttl),
+            "budget": str(plan.budget_cents),
+            "config": _compact(config.model_dump(mode="json")),
+            "outcome_logic_hash": template.outcome_logic_hash or "",
+            "policy": template.outcome.policy,
+            "quorum": str(template.outcome.count or 0),
+            "roles": _compact([job.role for job in plan.jobs]),
+            "graph": _compact({"stages": [list(s) for s in plan.stages], "dependencies": dict(template.dependencies)}),
+            "retention": str(retention_seconds),
+            "idempotency_key": idempotency_key or "",
+        }
+        jobs = [
+            {
+                "role": job.role,
+                "department": job.department,
+                "agent": job.agent,
+                "depends_on": _compact(list(job.depends_on)),
+                "dependents": _compact(list(job.dependents)),
+                "allocated": str(job.allocated_cents),
+                "timeout": "" if job.timeout is None else str(job.timeout),
+                "max_tries": str(job.max_tries),
+                "stage": str(job.stage),
+            }
+            for job in plan.jobs
+        ]
+        deployed = {"templateId": template.id, "budget": str(config.budget), "ttl": config.ttl, "jobs": len(jobs)}
+        idem = self.keys.idempotency(tenant, idempotency_key) if idempotency_key else ""
+        result = _text(
+            await self.scripts.run(
+                "deploy",
+                self.keys.names(mission_id),
+                _compact(fields),
+                _compact(jobs),
+                idem,
+                max(retention_seconds, 86_400),
+                _compact(deployed),
+                client=client,
+            )
+        )
+        return result[0] == "created", result[1]
+
+    # --- a worker's transitions ---
+
+    async def start_job(self, mission_id: str, role: str, attempt: int, lease_ms: int, worker: str) -> Started | str:
+        """Take a queued attempt; the reason as a string (``over``, ``stale``, ``gone``) when it may not run."""
+        result = await self.scripts.run("start", self.keys.names(mission_id), role, attempt, lease_ms, worker)
+        result = _text(result)
+        if result[0] != "ok":
+            return str(result[0])
+        _, config, deadline, flat, outputs = result
+        job = dict(zip(flat[::2], flat[1::2], strict=True))
+        roles = json.loads(job["depends_on"])
+        upstream = {r: (None if o is None else json.loads(o)) for r, o in zip(roles, outputs, strict=True)}
+        return Started(config=json.loads(config), deadline_ms=int(deadline), job=job, upstream=upstream)
+
+    async def finish_job(
+        self,
+        mission_id: str,
+        role: str,
+        attempt: int,
+        outcome: str,
+        payload: str,
+        *,
+        retryable: bool = False,
+        retry_delay_ms: int = 0,
+        lease_losses: int = 0,
+    ) -> tuple[str, str]:
+        """End an attempt (outcome ok|error|lost|release); returns (result, mission or job status)."""
+        result = await self.scripts.run(
+            "finish",
+            self.keys.names(mission_id),
+            role,
+            attempt,
+            outcome,
+            payload,
+            "1" if retryable else "0",
+            retry_delay_ms,
+            lease_losses,
+        )
+        result = _text(result)
+        return str(result[0]), str(result[1])
+
+    async def spend(self, mission_id: str, role: str, attempt: int, cents: int, note: str) -> tuple[str, int, int]:
+        """(ok|exceeded|stale, spent, allocated) in cents."""
+        result = _text(await self.scripts.run("spend", self.keys.names(mission_id), role, attempt, cents, note))
+        return str(result[0]), int(result[1]), int(result[2])
+
+    async def progress(self, mission_id: str, role: str, attempt: int, fraction: float, message: str) -> bool:
+        result = _text(
+            await self.scripts.run("progress", self.keys.names(mission_id), role, attempt, fraction, message)
+        )
+        return bool(result[0] == "ok")
+
+    async def heartbeat(self, running: Sequence[tuple[str, str, int]], lease_ms: int) -> list[str]:
+        """Renew leases of (mission, role, attempt); returns the lease members no longer current."""
+        args: list[Any] = [lease_ms, self.keys.leases]
+        for mission_id, role, attempt in running:
+            args += [
+                self.keys.lease_member(mission_id, role, attempt),
+                self.keys.job(mission_id, role),
+                str(attempt),
+                self.keys.arq_in_progress_prefix + self.keys.arq_job_id(mission_id, role, attempt),
+            ]
+        return [str(m) for m in _text(await self.scripts.run("heartbeat", *args))]
+
+    async def lapsed_leases(self, now_ms: int, limit: int = 500) -> list[tuple[str, str, int]]:
+        members = _text(await self.redis.zrangebyscore(self.keys.leases, "-inf", now_ms, start=0, num=limit))
+        lapsed = []
+        for member in members:
+            mission_id, role, attempt = member.split("|")
+            lapsed.append((mission_id, role, int(attempt)))
+        return lapsed
+
+    async def stop(self, mission_id: str, status: MissionStatus, reason: str = "") -> tuple[str, str]:
+        """Cancel or expire; (ok|noop|early|gone, status)."""
+        result = _text(await self.scripts.run("stop", self.keys.names(mission_id), status.value, reason))
+        return str(result[0]), str(result[1])
+
+    # --- reads ---
+
+    async def read(self, mission_ids: Sequence[str], *, outputs: bool = False) -> list[MissionRecord | None]:
+        """Whole missions with their jobs in one round trip; None for unknown ids."""
+        if not mission_ids:
+            return []
+        args: list[Any] = ["1" if outputs else "0"]
+        for mission_id in mission_ids:
+            args += [self.keys.mission(mission_id), self.keys.job(mission_id, ""), self.keys.outputs(mission_id)]
+        raw = json.loads(_text(await self.scripts.run("read", *args)))
+        if isinstance(raw, dict):  # cjson encodes an empty list as {}
+            raw = []
+        return [None if item is None else MissionRecord.parse(item) for item in raw]
+
+    async def read_one(self, mission_id: str, *, outputs: bool = False) -> MissionRecord | None:
+        return (await self.read([mission_id], outputs=outputs))[0]
+
+    async def status(self, mission_id: str) -> MissionStatus | None:
+        value = _text(await self.redis.hget(self.keys.mission(mission_id), "status"))  # type: ignore[misc]
+        return None if value is None else MissionStatus(value)
+
+    async def tenant_of(self, mission_id: str) -> str | None:
+        value = _text(await self.redis.hget(self.keys.mission(mission_id), "tenant"))  # type: ignore[misc]
+        return None if value is None else str(value)
+
+    async def page(
+        self,
+        tenant: str,
+        *,
+        status: MissionStatus | None = None,
+        template_id: str | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Page:
+        """Newest first, ``first`` at most ``MAX_PAGE``; ValueError for a bad cursor."""
+        first = max(0, min(first, MAX_PAGE))
+        top = f"({decode_cursor(after)}" if after else "+inf"
+        key = self.keys.index(tenant, status.value if status else None, template_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrevrangebyscore(key, top, "-inf", start=0, num=first + 1, withscores=True)
+            pipe.zcard(key)
+            rows, total = _text(await pipe.execute())
+        has_next = len(rows) > first
+        rows = rows[:first]
+        return Page(
+            ids=[str(member) for member, _ in rows],
+            cursors=[encode_cursor(int(score)) for _, score in rows],
+            has_next_page=has_next,
+            total=int(total),
+        )
+
+    async def outputs(self, mission_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Each mission's job outputs (role -> decoded JSON), in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for mission_id in mission_ids:
+                pipe.hgetall(self.keys.outputs(mission_id))
+            rows = await pipe.execute()
+        return [{_text(k): json.loads(v) for k, v in row.items()} for row in rows]
+
+    async def events(self, mission_id: str, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """The logged events with ``seq > after_seq`` (all of them, or ``limit``), oldest first."""
+        stop = -1 if limit is None else after_seq + limit - 1
+        raw = await self.redis.lrange(self.keys.events(mission_id), max(after_seq, 0), stop)  # type: ignore[misc]
+        return [Event.parse(item) for item in raw]

@@ -1,0 +1,68 @@
+"""The typed context every resolver receives (`info.context`), and the per-request loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+from strawberry.dataloader import DataLoader
+
+from config.settings import Settings
+from mission.events import PubSubHub
+from mission.records import MissionRecord
+from mission.service import MissionService
+from mission.store import MissionStore
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a tenant and a role (``viewer`` reads, ``operator`` also deploys and
+    cancels, ``admin`` sees every tenant)."""
+
+    tenant: str
+    role: str
+
+    @property
+    def scope(self) -> str:
+        """The index scope this caller reads: its tenant, or ``*`` (all) for an admin."""
+        return "*" if self.role == "admin" else self.tenant
+
+    @property
+    def sees_all(self) -> bool:
+        return self.role == "admin"
+
+    def can_see(self, tenant: str) -> bool:
+        return self.sees_all or tenant == self.tenant
+
+
+class Loaders:
+    """Batch reads of one tick into one Redis round trip. No caching: a subscription's context
+    lives as long as its connection, and must never serve an old state."""
+
+    def __init__(self, store: MissionStore) -> None:
+        self._store = store
+        self.missions: DataLoader[str, MissionRecord | None] = DataLoader(self._missions, cache=False)
+        self.outputs: DataLoader[tuple[str, int], dict[str, Any]] = DataLoader(self._outputs, cache=False)
+
+    async def _missions(self, ids: list[str]) -> list[MissionRecord | None]:
+        unique = list(dict.fromkeys(ids))
+        found = dict(zip(unique, await self._store.read(unique), strict=True))
+        return [found[i] for i in ids]
+
+    async def _outputs(self, keys: list[tuple[str, int]]) -> list[dict[str, Any]]:
+        unique = list(dict.fromkeys(mission_id for mission_id, _ in keys))
+        found = dict(zip(unique, await self._store.outputs(unique), strict=True))
+        return [found[mission_id] for mission_id, _ in keys]
+
+
+@dataclass
+class Context:
+    service: MissionService
+    hub: PubSubHub
+    settings: Settings
+    principal: Principal
+    loaders: Loaders
+    request: Request | WebSocket | None = None
+    connection_params: dict[str, Any] | None = field(default=None)

@@ -1,0 +1,75 @@
+"""Query resolvers: templates, missions, department graphs."""
+
+from __future__ import annotations
+
+import strawberry
+
+from mission.errors import MissionError
+from mission.graph import build_graph
+from mission.models import MissionStatus
+from mission.service import is_mission_id
+from mission.store import MAX_PAGE
+from mission.templates import department_stages
+from resolvers.context import Context
+from schema.types import DepartmentGraph, Mission, MissionConnection, MissionEdge, MissionTemplate, PageInfo
+
+Info = strawberry.Info[Context, None]
+
+
+def templates(info: Info, sector: str | None = None) -> list[MissionTemplate]:
+    return [MissionTemplate.of(t) for t in info.context.service.registry.all(sector)]
+
+
+def template(info: Info, id: strawberry.ID) -> MissionTemplate | None:
+    found = info.context.service.registry.find(id)
+    return None if found is None else MissionTemplate.of(found)
+
+
+async def mission(info: Info, id: strawberry.ID) -> Mission | None:
+    if not is_mission_id(id):
+        return None
+    record = await info.context.loaders.missions.load(id)
+    if record is None or not info.context.principal.can_see(record.tenant):
+        return None
+    return Mission.of(record)
+
+
+async def missions(
+    info: Info,
+    status: MissionStatus | None = None,
+    template_id: strawberry.ID | None = None,
+    first: int | None = 20,
+    after: str | None = None,
+) -> MissionConnection:
+    first = 20 if first is None else first
+    if first < 0:
+        raise MissionError("first must not be negative")
+    try:
+        page = await info.context.service.store.page(
+            info.context.principal.scope,
+            status=status,
+            template_id=template_id,
+            first=min(first, MAX_PAGE),
+            after=after,
+        )
+    except ValueError as exc:
+        raise MissionError(f"after: {exc}") from None
+    records = await info.context.loaders.missions.load_many(page.ids)
+    edges = [
+        MissionEdge(cursor=cursor, node=Mission.of(record))
+        for cursor, record in zip(page.cursors, records, strict=True)
+        if record is not None
+    ]
+    return MissionConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        total_count=page.total,
+    )
+
+
+def department_graph(info: Info, template_id: strawberry.ID) -> DepartmentGraph | None:
+    found = info.context.service.registry.find(template_id)
+    if found is None:
+        return None
+    members = [(a.department, a.role) for a in found.squad]
+    return DepartmentGraph.of(build_graph(members, found.dependencies, department_stages(found)))

@@ -1,0 +1,50 @@
+"""Expected failures as union members (Strawberry's errors guide), and the mutation results."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from schema.types import Mission
+
+
+@strawberry.type(description="One bad field of a config, and what is wrong with it.")
+class FieldProblem:
+    field: str
+    message: str
+
+
+@strawberry.type(description="No template has this id.")
+class TemplateNotFound:
+    message: str
+    template_id: strawberry.ID
+
+
+@strawberry.type(description="The overrides break the template's rules: one problem per bad field.")
+class InvalidConfig:
+    message: str
+    problems: list[FieldProblem]
+
+
+@strawberry.type(description="No mission has this id (or it is not yours).")
+class MissionNotFound:
+    message: str
+    mission_id: strawberry.ID
+
+
+@strawberry.type(description="The mission is stored and its first jobs are queued.")
+class MissionDeployed:
+    mission: Mission
+    created: bool = strawberry.field(description="False when an idempotency key returned an existing mission.")
+
+
+@strawberry.type(description="The mission is cancelled (or had already ended: it is returned as it is).")
+class MissionCancelled:
+    mission: Mission
+
+
+DeployMissionResult = Annotated[
+    MissionDeployed | TemplateNotFound | InvalidConfig, strawberry.union("DeployMissionResult")
+]
+CancelMissionResult = Annotated[MissionCancelled | MissionNotFound, strawberry.union("CancelMissionResult")]

@@ -1,0 +1,44 @@
+"""Unexpected errors are masked: a generic message with an error id, the traceback in the log."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from mission.errors import MissionError
+
+log = logging.getLogger("mission.api")
+
+
+def is_expected(error: GraphQLError) -> bool:
+    """GraphQL's own errors (syntax, validation) and our `MissionError`s are meant for the caller."""
+    original = error.original_error
+    return original is None or isinstance(original, (MissionError, GraphQLError))
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda error: not is_expected(error))
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        error_id = uuid.uuid4().hex[:12]
+        original = error.original_error
+        log.error(
+            "unexpected error %s at %s",
+            error_id,
+            ".".join(str(p) for p in error.path or ()),
+            exc_info=(type(original), original, original.__traceback__) if original is not None else None,
+            extra={"error_id": error_id},
+        )
+        return GraphQLError(
+            message=f"Unexpected error (id {error_id}); it has been logged.",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None,
+            extensions={"errorId": error_id},
+        )

@@ -1,0 +1,88 @@
+"""The schema: root types wired to the resolvers, with the limits and caches from `Settings`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+
+from config.settings import Settings
+from resolvers import mutation, query, subscription
+from schema.errors import CancelMissionResult, DeployMissionResult
+from schema.masking import MaskUnexpectedErrors
+from schema.types import DepartmentGraph, Mission, MissionConnection, MissionEvent, MissionTemplate
+
+
+@strawberry.type
+class Query:
+    templates: list[MissionTemplate] = strawberry.field(
+        resolver=query.templates, description="Every template, or one sector's (case-insensitive)."
+    )
+    template: MissionTemplate | None = strawberry.field(resolver=query.template)
+    mission: Mission | None = strawberry.field(
+        resolver=query.mission, description="A mission by id; null when unknown or not yours."
+    )
+    missions: MissionConnection = strawberry.field(
+        resolver=query.missions, description="Missions newest first; `first` is capped at 100."
+    )
+    department_graph: DepartmentGraph | None = strawberry.field(
+        resolver=query.department_graph, description="A template's departments, dependencies and stages."
+    )
+
+
+@strawberry.type
+class Mutation:
+    deploy_mission: DeployMissionResult = strawberry.mutation(
+        resolver=mutation.deploy_mission,
+        description="Merge overrides into a template, store the mission, queue its first jobs.",
+    )
+    cancel_mission: CancelMissionResult = strawberry.mutation(
+        resolver=mutation.cancel_mission, description="Cancel a mission's whole graph; idempotent."
+    )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="The mission's events after `afterSeq` (stored ones first, then live); "
+        "completes when the mission ends (at once after the replay if it already has)."
+    )
+    async def mission_events(
+        self, info: subscription.Info, mission_id: strawberry.ID, after_seq: int | None = None
+    ) -> AsyncGenerator[MissionEvent, None]:
+        async for event in subscription.mission_events(info, mission_id, after_seq):
+            yield event
+
+    @strawberry.subscription(description="Every change of every mission you can see, for the live tracker.")
+    async def mission_updates(self, info: subscription.Info) -> AsyncGenerator[Mission, None]:
+        async for update in subscription.mission_updates(info):
+            yield update
+
+
+def extensions(settings: Settings) -> list[Any]:
+    """Instances, not classes: the caches must live as long as the schema."""
+    found: list[Any] = [
+        MaskUnexpectedErrors(),
+        ParserCache(maxsize=1024),
+        ValidationCache(maxsize=1024),
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        MaxAliasesLimiter(max_alias_count=settings.max_query_aliases),
+    ]
+    if not settings.introspection:
+        found.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return found
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions(settings))

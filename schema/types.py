@@ -1,0 +1,338 @@
+"""The GraphQL object types: templates, missions, jobs, graphs, events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from mission import graph as graphs
+from mission import models
+from mission.records import Budget, Event, JobRecord, MissionRecord
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
+
+MissionStatus = strawberry.enum(models.MissionStatus, description="Where a mission is in its life.")
+JobStatus = strawberry.enum(models.JobStatus, description="Where one agent job is in its life.")
+
+
+@strawberry.type(description="Risk posture the agents work under.")
+class Risk:
+    level: str
+    max_drawdown: float | None
+
+
+@strawberry.type(description="Money: allocated, spent and what is left (Decimal strings).")
+class BudgetUsage:
+    allocated: Decimal
+    spent: Decimal
+    remaining: Decimal
+
+    @classmethod
+    def of(cls, budget: Budget) -> BudgetUsage:
+        return cls(allocated=budget.allocated, spent=budget.spent, remaining=budget.remaining)
+
+
+@strawberry.type(description="One member of a template's squad.")
+class SquadMember:
+    role: str
+    department: str
+    agent: str
+    budget_share: float | None
+    timeout: float | None = strawberry.field(description="Seconds one try may run (none: the mission's TTL).")
+    max_tries: int
+
+
+@strawberry.type
+class TemplateDefaults:
+    budget: Decimal
+    ttl: int = strawberry.field(description="Seconds.")
+    risk: Risk
+    inputs: JSON
+
+
+@strawberry.type
+class MoneyRange:
+    min: Decimal
+    max: Decimal
+
+
+@strawberry.type
+class SecondsRange:
+    min: int
+    max: int
+
+
+@strawberry.type(description="The bounds users may override the defaults within.")
+class TemplateLimits:
+    budget: MoneyRange
+    ttl: SecondsRange
+
+
+@strawberry.type(description="How job results make the mission's result.")
+class Outcome:
+    policy: str = strawberry.field(description="all, any or quorum.")
+    count: int | None = strawberry.field(description="Jobs that must succeed, for a quorum.")
+
+
+@strawberry.type(description="A department and its roles; `status` is live on a mission's graph.")
+class DepartmentNode:
+    department: str
+    roles: list[str]
+    status: JobStatus | None  # type: ignore[valid-type]
+
+
+@strawberry.type(description="Upstream department `from` must finish before `to` starts.")
+class DepartmentEdge:
+    from_: str = strawberry.field(name="from")
+    to: str
+
+
+@strawberry.type(description="Departments, their dependencies, and the stages they run in.")
+class DepartmentGraph:
+    nodes: list[DepartmentNode]
+    edges: list[DepartmentEdge]
+    stages: list[list[str]] = strawberry.field(description="Topological layers: each runs after the previous.")
+
+    @classmethod
+    def of(cls, graph: graphs.DepartmentGraph) -> DepartmentGraph:
+        return cls(
+            nodes=[DepartmentNode(department=n.department, roles=list(n.roles), status=n.status) for n in graph.nodes],
+            edges=[DepartmentEdge(from_=e.upstream, to=e.downstream) for e in graph.edges],
+            stages=[list(s) for s in graph.stages],
+        )
+
+
+@strawberry.type(description="A mission definition from the template registry.")
+class MissionTemplate:
+    _template: strawberry.Private[models.Template]
+    id: strawberry.ID
+    name: str
+    goal: str
+    sector: str
+
+    @classmethod
+    def of(cls, template: models.Template) -> MissionTemplate:
+        return cls(
+            _template=template,
+            id=strawberry.ID(template.id),
+            name=template.name,
+            goal=template.goal,
+            sector=template.sector,
+        )
+
+    @strawberry.field(description="Departments in squad order.")
+    def departments(self) -> list[str]:
+        return self._template.departments
+
+    @strawberry.field
+    def squad(self) -> list[SquadMember]:
+        return [
+            SquadMember(
+                role=a.role,
+                department=a.department,
+                agent=a.agent,
+                budget_share=a.budget_share,
+                timeout=a.timeout,
+                max_tries=a.max_tries,
+            )
+            for a in self._template.squad
+        ]
+
+    @strawberry.field(description="sha256 of the canonical squad + dependencies + outcome.")
+    def outcome_logic_hash(self) -> str:
+        return self._template.outcome_logic_hash or ""
+
+    @strawberry.field
+    def outcome(self) -> Outcome:
+        return Outcome(policy=self._template.outcome.policy, count=self._template.outcome.count)
+
+    @strawberry.field
+    def defaults(self) -> TemplateDefaults:
+        d = self._template.defaults
+        return TemplateDefaults(
+            budget=d.budget,
+            ttl=d.ttl,
+            risk=Risk(level=d.risk.level, max_drawdown=d.risk.max_drawdown),
+            inputs=JSON(d.inputs),
+        )
+
+    @strawberry.field
+    def limits(self) -> TemplateLimits:
+        limits = self._template.limits
+        return TemplateLimits(
+            budget=MoneyRange(min=limits.budget.min, max=limits.budget.max),
+            ttl=SecondsRange(min=limits.ttl.min, max=limits.ttl.max),
+        )
+
+    @strawberry.field
+    def dependency_graph(self) -> DepartmentGraph:
+        from mission.templates import department_stages
+
+        t = self._template
+        members = [(a.department, a.role) for a in t.squad]
+        return DepartmentGraph.of(graphs.build_graph(members, t.dependencies, department_stages(t)))
+
+
+@strawberry.type(description="The config a mission runs with: template defaults merged with overrides.")
+class MissionConfig:
+    budget: Decimal
+    ttl: int = strawberry.field(description="Seconds.")
+    risk: Risk
+    inputs: JSON
+
+
+@strawberry.type(description="One agent of a mission; `id` is `<mission id>:<role>`, stable across tries.")
+class AgentJob:
+    _job: strawberry.Private[JobRecord]
+    _seq: strawberry.Private[int]
+    id: strawberry.ID
+    department: str
+    role: str
+    agent: str
+    status: JobStatus  # type: ignore[valid-type]
+    attempts: int = strawberry.field(description="Tries started so far.")
+    progress: float = strawberry.field(description="0..1, as the agent last reported.")
+    message: str = strawberry.field(description="The agent's last progress message.")
+    depends_on: list[strawberry.ID] = strawberry.field(description="Job ids that must succeed first.")
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    budget: BudgetUsage
+
+    @classmethod
+    def of(cls, job: JobRecord, seq: int) -> AgentJob:
+        return cls(
+            _job=job,
+            _seq=seq,
+            id=strawberry.ID(job.id),
+            department=job.department,
+            role=job.role,
+            agent=job.agent,
+            status=job.status,
+            attempts=job.attempts,
+            progress=job.progress,
+            message=job.message,
+            depends_on=[strawberry.ID(f"{job.mission_id}:{r}") for r in job.depends_on],
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            error=job.error,
+            budget=BudgetUsage.of(job.budget),
+        )
+
+    @strawberry.field(description="The agent's result, once it succeeded (kept for the retention period).")
+    async def output(self, info: strawberry.Info[Context, None]) -> JSON | None:
+        if self._job.status is not models.JobStatus.SUCCEEDED:
+            return None
+        outputs: dict[str, Any] = await info.context.loaders.outputs.load((self._job.mission_id, self._seq))
+        return outputs.get(self._job.role)
+
+
+@strawberry.type(description="A deployed mission and its squad.")
+class Mission:
+    _record: strawberry.Private[MissionRecord]
+    id: strawberry.ID
+    template_id: strawberry.ID
+    status: MissionStatus  # type: ignore[valid-type]
+    created_at: datetime
+    started_at: datetime | None
+    deadline: datetime
+    finished_at: datetime | None
+    failure_reason: str | None
+    outcome_logic_hash: str = strawberry.field(description="The logic hash this mission ran with.")
+    config: MissionConfig
+    budget: BudgetUsage
+    event_count: int = strawberry.field(description="Events so far: the `seq` of the latest one.")
+
+    @classmethod
+    def of(cls, record: MissionRecord) -> Mission:
+        c = record.config
+        risk = c.get("risk") or {}
+        return cls(
+            _record=record,
+            id=strawberry.ID(record.id),
+            template_id=strawberry.ID(record.template_id),
+            status=record.status,
+            created_at=record.created_at,
+            started_at=record.started_at,
+            deadline=record.deadline,
+            finished_at=record.finished_at,
+            failure_reason=record.failure_reason,
+            outcome_logic_hash=record.outcome_logic_hash,
+            config=MissionConfig(
+                budget=Decimal(c["budget"]),
+                ttl=int(c["ttl"]),
+                risk=Risk(level=risk.get("level", "medium"), max_drawdown=risk.get("max_drawdown")),
+                inputs=JSON(c.get("inputs") or {}),
+            ),
+            budget=BudgetUsage.of(record.budget),
+            event_count=record.seq,
+        )
+
+    @strawberry.field(description="The template as it is in the registry now (null if since removed).")
+    def template(self, info: strawberry.Info[Context, None]) -> MissionTemplate | None:
+        template = info.context.service.registry.find(self._record.template_id)
+        return None if template is None else MissionTemplate.of(template)
+
+    @strawberry.field
+    def jobs(self) -> list[AgentJob]:
+        return [AgentJob.of(job, self._record.seq) for job in self._record.jobs]
+
+    @strawberry.field(description="The department graph with each department's live status.")
+    def graph(self) -> DepartmentGraph:
+        r = self._record
+        members = [(j.department, j.role) for j in r.jobs]
+        statuses = {j.role: j.status for j in r.jobs}
+        return DepartmentGraph.of(graphs.build_graph(members, r.dependencies, r.stages, statuses))
+
+
+@strawberry.type(description="One step of a mission; `seq` counts from 1 per mission with no gaps.")
+class MissionEvent:
+    seq: int
+    mission_id: strawberry.ID
+    type: str = strawberry.field(description="mission.<verb> or job.<verb>.")
+    status: str = strawberry.field(description="The mission's status (mission.*) or the job's (job.*) after it.")
+    job_id: strawberry.ID | None
+    at: datetime
+    message: str
+    data: JSON | None
+
+    @classmethod
+    def of(cls, event: Event) -> MissionEvent:
+        return cls(
+            seq=event.seq,
+            mission_id=strawberry.ID(event.mission_id),
+            type=event.type,
+            status=event.status,
+            job_id=None if event.job_id is None else strawberry.ID(event.job_id),
+            at=event.at,
+            message=event.message,
+            data=event.data,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class MissionEdge:
+    cursor: str
+    node: Mission
+
+
+@strawberry.type(description="A page of missions, newest first.")
+class MissionConnection:
+    edges: list[MissionEdge]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Missions matching the filter, on every page.")
+
+    @strawberry.field
+    def nodes(self) -> list[Mission]:
+        return [edge.node for edge in self.edges]

@@ -1,0 +1,96 @@
+"""`mission-service`: run the API, a worker, everything at once; check templates; deploy."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from config.settings import Settings
+from mission.errors import TemplateFileError
+from mission.templates import read_templates_file
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level.lower(), lifespan="on")
+    return 0
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from server.up import run_everything
+
+    return run_everything(settings, host=args.host, port=args.port, data_dir=Path(args.data_dir))
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.settings import create_worker
+
+    overrides = {"max_jobs": args.concurrency} if args.concurrency else {}
+    create_worker(settings, **overrides).run()
+    return 0
+
+
+def _templates(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.file) if args.file else settings.templates_path
+    try:
+        templates = read_templates_file(path)
+    except TemplateFileError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    if args.action == "validate":
+        print(f"{path}: {len(templates)} templates, all valid")
+        return 0
+    for t in templates:
+        departments = " -> ".join(t.departments)
+        print(f"{t.id:<14} {t.name:<24} {t.sector:<12} {len(t.squad):>2} agents  {departments}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mission-service", description=__doc__)
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING… (default INFO)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the GraphQL API (uvicorn)")
+    serve.add_argument("--host", help="address to listen on (MISSION_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (MISSION_PORT, default 8000)")
+    serve.set_defaults(run=_serve)
+
+    up = sub.add_parser("up", help="everything at once: Redis (local if none answers), a worker and the API")
+    up.add_argument("--host", help="address for the API (MISSION_HOST, default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="port for the API (MISSION_PORT, default 8000)")
+    up.add_argument("--data-dir", default=".mission-data", help="where a local Redis keeps its data")
+    up.set_defaults(run=_up)
+
+    worker = sub.add_parser("worker", help="run an ARQ worker for the mission queue")
+    worker.add_argument("--concurrency", type=int, help="agent jobs at once (MISSION_WORKER_CONCURRENCY)")
+    worker.set_defaults(run=_worker)
+
+    templates = sub.add_parser("templates", help="list or validate a templates file")
+    templates.add_argument("action", choices=["list", "validate"])
+    templates.add_argument("file", nargs="?", help="the file (default MISSION_TEMPLATES_PATH)")
+    templates.set_defaults(run=_templates)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    level = args.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        logging.getLogger("arq.worker").setLevel(logging.WARNING)  # a line per job: our own events say more
+    settings = Settings()
+    code: int = args.run(args, settings)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""`mission-service up`: Redis (the configured one if it answers, else a local one), a worker and
+the API, in one process tree; Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from config.settings import Settings
+from server.app import create_app
+from server.redis_local import LocalRedis, answers
+
+
+def _pick_redis(settings: Settings, data_dir: Path) -> tuple[str, LocalRedis | None]:
+    configured = "MISSION_REDIS_URL" in os.environ
+    if configured and answers(settings.redis_url):
+        print(f"Using Redis at {settings.redis_url}", flush=True)
+        return settings.redis_url, None
+    if configured:
+        print("MISSION_REDIS_URL does not answer; starting a local Redis instead", flush=True)
+    local = LocalRedis(data_dir=data_dir).start()
+    print(f"Started a local Redis on port {local.port} (data in {data_dir}/, append-only)", flush=True)
+    return local.url, local
+
+
+def run_everything(settings: Settings, *, host: str | None, port: int | None, data_dir: Path) -> int:
+    redis_url, local = _pick_redis(settings, data_dir)
+    settings = settings.model_copy(update={"redis_url": redis_url})
+    env = {**os.environ, "MISSION_REDIS_URL": redis_url}
+    worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env)
+    host = host or settings.host
+    port = settings.port if port is None else port
+    print(f"\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", lifespan="on")
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        if local is not None:
+            local.stop()
+    return 0

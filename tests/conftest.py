@@ -1,0 +1,145 @@
+"""Fixtures: a real Redis per test session (flushed per test), real ARQ workers, the service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from config.settings import Settings
+from mission.events import PubSubHub, mission_events
+from mission.records import Event
+from mission.service import MissionService
+from server.redis_local import LocalRedis
+from workers.settings import MissionWorker, create_worker
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_TEMPLATES = Path(__file__).resolve().parent / "templates.json"
+
+# Fast leases, retries and reaping so fault tests finish in seconds.
+TEST_SETTINGS: dict[str, Any] = {
+    "templates_path": TEST_TEMPLATES,
+    "lease_seconds": 1.5,
+    "reap_every_seconds": 1,
+    "retry_backoff_seconds": 0.05,
+    "retry_backoff_max_seconds": 0.2,
+}
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[LocalRedis]:
+    with LocalRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(redis_server: LocalRedis) -> Settings:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return Settings(redis_url=redis_server.url, **TEST_SETTINGS)
+
+
+@pytest.fixture
+async def service(settings: Settings) -> AsyncIterator[MissionService]:
+    svc = MissionService(settings)
+    yield svc
+    await svc.close()
+
+
+@pytest.fixture
+async def hub(service: MissionService) -> AsyncIterator[PubSubHub]:
+    hub = PubSubHub(service.redis)
+    await hub.start()
+    yield hub
+    await hub.close()
+
+
+StartWorker = Callable[..., Awaitable[MissionWorker]]
+
+
+@pytest.fixture
+async def start_worker(settings: Settings) -> AsyncIterator[StartWorker]:
+    """Start in-process ARQ workers (real ones, on the test's Redis); all stopped at the end."""
+    running: list[tuple[MissionWorker, asyncio.Task[None]]] = []
+
+    async def start(**overrides: Any) -> MissionWorker:
+        worker = create_worker(settings, handle_signals=False, **overrides)
+        task = asyncio.create_task(worker.async_run())
+        running.append((worker, task))
+        ready = asyncio.create_task(worker.ready.wait())
+        done, _ = await asyncio.wait({ready, task}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            if task.done():
+                task.result()
+            raise TimeoutError("worker did not start")
+        return worker
+
+    yield start
+    for worker, task in running:
+        with contextlib.suppress(Exception):
+            await worker.close()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
+async def run_to_end(service: MissionService, hub: PubSubHub, mission_id: str, timeout: float = 20) -> list[Event]:
+    """Every event of the mission up to the one that ends it (bounded by ``timeout``)."""
+
+    async def collect() -> list[Event]:
+        return [event async for event in mission_events(hub, service.store, mission_id)]
+
+    return await asyncio.wait_for(collect(), timeout)
+
+
+class WorkerProcess:
+    """`mission-service worker` as a child process, for tests that kill workers."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.update({f"MISSION_{k.upper()}": str(v) for k, v in TEST_SETTINGS.items()})
+        env["MISSION_REDIS_URL"] = settings.redis_url
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "worker"], env=env, cwd=REPO, stdout=self._log, stderr=self._log
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def worker_process(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        proc = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log")
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

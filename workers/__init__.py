@@ -1,0 +1,1 @@
+"""ARQ workers: they run agent jobs, meter them, enforce deadlines, retry, and recover crashes."""

@@ -1,0 +1,1 @@
+"""Built-in agents. A template names one as ``<module>.<function>`` (``finance.liquidate``)."""

@@ -1,0 +1,111 @@
+"""One attempt of one agent: take it, run it inside its limits, record how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from mission.agents import resolve_agent
+from mission.errors import AgentNotFound, BudgetExceeded, JobStopped
+from mission.models import MissionStatus
+from mission.money import from_cents
+from mission.store import Started
+from workers.agents.sdk import AgentContext
+from workers.runtime import WorkerRuntime
+
+log = logging.getLogger("mission.worker")
+
+MAX_OUTPUT_BYTES = 1024 * 1024
+MAX_ERROR = 2000
+
+
+def retry_delay_ms(runtime: WorkerRuntime, failures: int) -> int:
+    """Exponential backoff: the first retry after `retry_backoff_seconds`, doubling each time."""
+    s = runtime.settings
+    return int(min(s.retry_backoff_seconds * 2**failures, s.retry_backoff_max_seconds) * 1000)
+
+
+async def run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attempt: int) -> dict[str, Any]:
+    store = runtime.store
+    started = await store.start_job(mission_id, role, attempt, runtime.lease_ms, runtime.name)
+    if not isinstance(started, Started):
+        return {"ran": False, "reason": started}
+    job = started.job
+
+    async def finish(outcome: str, payload: str, *, retryable: bool = False) -> dict[str, Any]:
+        result, status = await asyncio.shield(
+            store.finish_job(
+                mission_id,
+                role,
+                attempt,
+                outcome,
+                payload,
+                retryable=retryable,
+                retry_delay_ms=retry_delay_ms(runtime, int(job.get("failures", 0))),
+                lease_losses=runtime.settings.max_lease_losses,
+            )
+        )
+        return {"ran": True, "outcome": outcome, "result": result, "status": status}
+
+    try:
+        agent = resolve_agent(job["agent"])
+    except AgentNotFound as exc:
+        return await finish("error", exc.message)
+
+    ctx = AgentContext(
+        mission_id=mission_id,
+        role=role,
+        department=job["department"],
+        attempt=attempt,
+        inputs=dict(started.config.get("inputs") or {}),
+        upstream=started.upstream,
+        config=started.config,
+        deadline=datetime.fromtimestamp(started.deadline_ms / 1000, tz=UTC),
+        allocated=from_cents(int(job["allocated"])),
+        spent=from_cents(int(job.get("spent", 0))),
+        settings=runtime.settings,
+        _store=store,
+    )
+    until_deadline = started.deadline_ms / 1000 - time.time()
+    job_timeout = float(job["timeout"]) if job.get("timeout") else math.inf
+    limit = max(0.0, min(job_timeout, until_deadline))
+    key = (mission_id, role, attempt)
+    task = asyncio.create_task(agent(ctx), name=f"agent {mission_id}:{role}:{attempt}")
+    runtime.track(key, task)
+    try:
+        async with asyncio.timeout(None if math.isinf(limit) else limit):
+            output = await task
+    except TimeoutError:
+        if job_timeout >= until_deadline:
+            await asyncio.shield(store.stop(mission_id, MissionStatus.EXPIRED))
+            return {"ran": True, "outcome": "expired"}
+        return await finish("error", f"timeout: the agent ran longer than its {job_timeout:g} s", retryable=True)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            # The worker is shutting down: hand the attempt back so another worker runs it now.
+            await finish("release", "")
+            raise
+        return {"ran": True, "outcome": "stopped"}  # the mission ended; its state is already stored
+    except BudgetExceeded as exc:
+        return await finish("error", f"budget_exceeded: {exc.message}")
+    except JobStopped:
+        return {"ran": True, "outcome": "stopped"}
+    except Exception as exc:
+        log.warning("agent %s:%s attempt %d raised %r", mission_id, role, attempt, exc)
+        return await finish("error", f"{type(exc).__name__}: {exc}"[:MAX_ERROR], retryable=True)
+    finally:
+        runtime.untrack(key)
+
+    try:
+        payload = json.dumps(output, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return await finish("error", f"output is not JSON-serialisable: {exc}"[:MAX_ERROR])
+    if len(payload) > MAX_OUTPUT_BYTES:
+        return await finish("error", f"output of {len(payload)} bytes is above the limit of {MAX_OUTPUT_BYTES}")
+    return await finish("ok", payload)

@@ -1,0 +1,124 @@
+"""A worker process's shared state: Redis, the pub/sub hub, its running agents and their leases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+from redis.asyncio import Redis
+
+from config.settings import Settings
+from mission.events import RESYNC, PubSubHub
+from mission.keys import Keys
+from mission.store import MissionStore
+
+log = logging.getLogger("mission.worker")
+
+Attempt = tuple[str, str, int]  # mission id, role, attempt
+
+
+class WorkerRuntime:
+    """Opened in the worker's startup, closed in its shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.keys = Keys(settings.key_prefix, settings.queue)
+        self.redis: Redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        self.store = MissionStore(self.redis, self.keys)
+        self.hub = PubSubHub(self.redis)
+        self.wake = asyncio.Event()
+        self.running: dict[Attempt, asyncio.Task[Any]] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._listening = {"wake": asyncio.Event(), "control": asyncio.Event()}
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.settings.lease_seconds * 1000)
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start the background loops; returns once the wake and control channels are subscribed."""
+        await self.hub.start()
+        self._spawn(self._listen_wake(), "wake")
+        self._spawn(self._listen_control(), "control")
+        self._spawn(self._renew_leases(), "heartbeat")
+        for listening in self._listening.values():
+            await asyncio.wait_for(listening.wait(), timeout)
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background.clear()
+        await self.hub.close()
+        await self.redis.aclose()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._background.append(asyncio.create_task(coro, name=f"worker-{name}"))
+
+    # --- running agents ---
+
+    def track(self, attempt: Attempt, task: asyncio.Task[Any]) -> None:
+        self.running[attempt] = task
+
+    def untrack(self, attempt: Attempt) -> None:
+        self.running.pop(attempt, None)
+
+    def stop_mission(self, mission_id: str) -> int:
+        """Cancel the running agents of a mission that ended; returns how many."""
+        stopped = 0
+        for (mid, _, _), task in list(self.running.items()):
+            if mid == mission_id and not task.done():
+                task.cancel("mission ended")
+                stopped += 1
+        return stopped
+
+    # --- background loops ---
+
+    async def _listen_wake(self) -> None:
+        async with self.hub.subscribe(self.keys.wake_channel, maxsize=1) as sub:
+            self._listening["wake"].set()
+            while True:
+                await sub.get()
+                self.wake.set()
+
+    async def _listen_control(self) -> None:
+        async with self.hub.subscribe(self.keys.control_channel) as sub:
+            self._listening["control"].set()
+            while True:
+                item = await sub.get()
+                if item is RESYNC:
+                    continue  # the heartbeat catches any stop missed meanwhile
+                try:
+                    mission_id = json.loads(item)["missionId"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if stopped := self.stop_mission(mission_id):
+                    log.info("stopped %d agent(s) of %s", stopped, mission_id)
+
+    async def _renew_leases(self) -> None:
+        """Heartbeat: renew every running attempt's lease; stop attempts no longer current."""
+        period = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            if not self.running:
+                continue
+            attempts = list(self.running)
+            try:
+                stale = set(await self.store.heartbeat(attempts, self.lease_ms))
+            except Exception:
+                log.exception("lease renewal failed; retrying")
+                continue
+            for attempt in attempts:
+                task = self.running.get(attempt)
+                if self.keys.lease_member(*attempt) in stale and task is not None and not task.done():
+                    task.cancel("attempt no longer current")

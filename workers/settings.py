@@ -1,0 +1,165 @@
+"""The ARQ worker: our functions, startup/shutdown, and a poll loop that new jobs wake at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from typing import Any
+
+from arq.connections import RedisSettings, create_pool
+from arq.cron import cron
+from arq.worker import Function, Worker, func
+
+from config.settings import Settings
+from workers.jobs import expire_mission, reap_leases, run_agent_logic
+from workers.runtime import WorkerRuntime
+
+log = logging.getLogger("mission.worker")
+
+# Agents enforce their own timeouts and the mission deadline; ARQ's must never cut them short.
+AGENT_JOB_TIMEOUT = 31 * 86_400
+
+
+def serialize_job(data: dict[str, Any]) -> bytes:
+    """ARQ payloads as JSON (the Lua scripts write jobs in this format too)."""
+    return json.dumps(data, separators=(",", ":"), default=str).encode()
+
+
+def deserialize_job(raw: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(raw)
+    return data
+
+
+FUNCTIONS: list[Function] = [
+    func(run_agent_logic, name="run_agent_logic", timeout=AGENT_JOB_TIMEOUT),
+    func(expire_mission, name="expire_mission", timeout=60),
+]
+
+
+def _settings(ctx: dict[str, Any]) -> Settings:
+    settings = ctx.get("settings")
+    return settings if isinstance(settings, Settings) else Settings()
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = _settings(ctx)
+    runtime = WorkerRuntime(settings)
+    await runtime.start()
+    ctx["settings"] = settings
+    ctx["runtime"] = runtime
+    log.info("worker %s ready on queue %s", runtime.name, settings.queue)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    runtime: WorkerRuntime | None = ctx.pop("runtime", None)
+    if runtime is not None:
+        await runtime.close()
+
+
+class MissionWorker(Worker):
+    """ARQ's worker, polling when woken (a job became ready or a slot freed) or every ``poll_delay``.
+
+    Idle, it polls Redis twice a second; busy, it starts a job as soon as it is queued.
+    ARQ's in-progress keys last one lease (renewed by the heartbeat), so a job whose worker died
+    before it started is picked up again within a lease, not after the longest job timeout.
+    """
+
+    def __init__(self, *args: Any, lease_seconds: float = 10.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_progress_timeout_s = lease_seconds
+        self.ready = asyncio.Event()  # set once started up and polling
+
+    @property
+    def _wake(self) -> asyncio.Event | None:
+        runtime = self.ctx.get("runtime")
+        return runtime.wake if isinstance(runtime, WorkerRuntime) else None
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        was_full = self.job_counter >= self.max_jobs
+        super()._release_sem_dec_counter_on_complete()
+        if was_full and self._wake is not None:
+            self._wake.set()  # jobs may be waiting for the slot that just freed
+
+    async def close(self) -> None:
+        """ARQ's close, but a cancelled job does not abort it before the shutdown hooks run."""
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.aclose(close_connection_pool=True)
+        self._pool = None
+
+    async def main(self) -> None:
+        if self._pool is None:
+            self._pool = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        wake = self._wake or asyncio.Event()
+        self.ready.set()
+        while True:
+            wake.clear()
+            await self._poll_iteration()
+            if self.burst:
+                if 0 <= self.max_burst_jobs <= self._jobs_started():
+                    await asyncio.gather(*self.tasks.values())
+                    return
+                if await self.pool.zcard(self.queue_name) == 0:
+                    await asyncio.gather(*self.tasks.values())
+                    return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.poll_delay_s)
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """Everything ARQ's `Worker` needs, from our settings."""
+    every = settings.reap_every_seconds
+    return {
+        "functions": FUNCTIONS,
+        "cron_jobs": [cron(reap_leases, name="reap_leases", second=set(range(0, 60, every)), run_at_startup=True)],
+        "queue_name": settings.queue,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "max_jobs": settings.worker_concurrency,
+        "poll_delay": settings.poll_seconds,
+        "keep_result": 0,
+        "job_serializer": serialize_job,
+        "job_deserializer": deserialize_job,
+        "ctx": {"settings": settings},
+        "lease_seconds": settings.lease_seconds,
+        "log_results": False,
+    }
+
+
+def create_worker(settings: Settings, **overrides: Any) -> MissionWorker:
+    return MissionWorker(**{**worker_options(settings), **overrides})
+
+
+class WorkerSettings:
+    """For ARQ's own CLI (``arq workers.settings.WorkerSettings``): configured from ``MISSION_*``.
+
+    ``mission-service worker`` is the better entry point: it adds the wake-up poll loop.
+    """
+
+    functions = FUNCTIONS
+    on_startup = startup
+    on_shutdown = shutdown
+    keep_result = 0
+    job_serializer = serialize_job
+    job_deserializer = deserialize_job
+    queue_name = Settings().queue
+    redis_settings = RedisSettings.from_dsn(Settings().redis_url)
