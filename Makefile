@@ -25,5 +25,8 @@ lint: $(STAMP)  ## ruff + mypy (strict)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+schema: $(STAMP)  ## write schema.graphql (the committed SDL) from the code
+	$(BIN)/python -c "from config.settings import Settings; from schema.schema import build_schema; print(build_schema(Settings()).as_str())" > schema.graphql
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

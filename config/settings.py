@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queue, state and events")
     queue: str = Field("mission:queue", description="ARQ queue name shared by servers and workers")
     key_prefix: str = Field("ms", description="prefix of every key and channel this service writes")
+    redis_max_connections: int = Field(50, ge=2, le=10_000, description="per process; bursts wait for one")
+    redis_pool_timeout_seconds: float = Field(10.0, gt=0, description="longest wait for a free connection")
 
     # --- templates ---
     templates_path: Path = Field(DEFAULT_TEMPLATES, description="the template registry file")

@@ -11,6 +11,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from config.settings import Settings
+from mission.connections import redis_client
 from mission.errors import InvalidConfig, MissionNotFound, Problem
 from mission.keys import Keys
 from mission.models import MissionStatus, Template
@@ -84,12 +85,12 @@ class MissionService:
         self.registry = registry if registry is not None else TemplateRegistry.load(settings.templates_path)
         self.keys = Keys(settings.key_prefix, settings.queue)
         self._own_redis = redis is None
-        self.redis = redis if redis is not None else Redis.from_url(settings.redis_url, decode_responses=True)
+        self.redis = redis if redis is not None else redis_client(settings, "mission-service")
         self.store = MissionStore(self.redis, self.keys)
 
     async def close(self) -> None:
         if self._own_redis:
-            await self.redis.aclose()
+            await self.redis.aclose(close_connection_pool=True)
 
     # --- templates ---
 

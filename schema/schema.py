@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -70,17 +71,17 @@ class Subscription:
 
 
 def extensions(settings: Settings) -> list[Any]:
-    """Instances, not classes: the caches must live as long as the schema."""
+    """Factories: Strawberry builds fresh extensions per operation (the caches are shared)."""
     found: list[Any] = [
-        MaskUnexpectedErrors(),
-        ParserCache(maxsize=1024),
-        ValidationCache(maxsize=1024),
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        MaxAliasesLimiter(max_alias_count=settings.max_query_aliases),
+        MaskUnexpectedErrors,
+        partial(ParserCache, maxsize=1024),
+        partial(ValidationCache, maxsize=1024),
+        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+        partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
+        partial(MaxAliasesLimiter, max_alias_count=settings.max_query_aliases),
     ]
     if not settings.introspection:
-        found.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        found.append(partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
     return found
 
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,6 +19,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from config.settings import Settings
+from mission.connections import redis_client
 from mission.events import PubSubHub
 from mission.service import MissionService
 from mission.templates import TemplateRegistry
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+        redis = redis_client(settings, "mission-api")
         service = MissionService(settings, registry=registry, redis=redis)
         hub = PubSubHub(redis)
         await hub.start()
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield {"resources": Resources(settings=settings, service=service, hub=hub)}
         finally:
             await hub.close()
-            await redis.aclose()
+            await redis.aclose(close_connection_pool=True)
 
     graphql = MissionGraphQL(
         build_schema(settings),

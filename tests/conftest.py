@@ -9,17 +9,20 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import uvicorn
 
 from config.settings import Settings
 from mission.events import PubSubHub, mission_events
 from mission.records import Event
 from mission.service import MissionService
-from server.redis_local import LocalRedis
+from server.app import create_app
+from server.redis_local import LocalRedis, free_port
 from workers.settings import MissionWorker, create_worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,3 +146,50 @@ def worker_process(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], 
     yield start
     for proc in started:
         proc.stop()
+
+
+@dataclass
+class RunningApi:
+    """The real app on a real uvicorn server, on a free loopback port."""
+
+    url: str
+    ws_url: str
+    server: uvicorn.Server
+
+
+@contextlib.asynccontextmanager
+async def serve_api(settings: Settings) -> AsyncIterator[RunningApi]:
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+
+    def started() -> bool:  # uvicorn exposes no event for this
+        if task.done():
+            task.result()
+        return bool(server.started)
+
+    await eventually(started)
+    try:
+        yield RunningApi(url=f"http://127.0.0.1:{port}/graphql", ws_url=f"ws://127.0.0.1:{port}/graphql", server=server)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[RunningApi]:
+    async with serve_api(settings) as running:
+        yield running
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.01) -> None:
+    """Poll an observable the code under test offers no event for (a server-side count), bounded."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = predicate()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(interval)

@@ -15,6 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from config.settings import Settings
+from mission.connections import redis_client
 from mission.events import RESYNC, PubSubHub
 from mission.keys import Keys
 from mission.store import MissionStore
@@ -31,7 +32,7 @@ class WorkerRuntime:
         self.settings = settings
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.keys = Keys(settings.key_prefix, settings.queue)
-        self.redis: Redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        self.redis: Redis = redis_client(settings, "mission-worker")
         self.store = MissionStore(self.redis, self.keys)
         self.hub = PubSubHub(self.redis)
         self.wake = asyncio.Event()
@@ -60,7 +61,7 @@ class WorkerRuntime:
                 await task
         self._background.clear()
         await self.hub.close()
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._background.append(asyncio.create_task(coro, name=f"worker-{name}"))
