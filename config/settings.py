@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_TEMPLATES = CONFIG_DIR / "mission_templates.json"
+
+
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Role = Literal["viewer", "operator", "admin"]
+
+
+class ApiKeyGrant(BaseModel):
+    """What one API key may do: ``viewer`` reads and subscribes, ``operator`` also deploys and
+    cancels, ``admin`` does everything for every tenant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str = Field(pattern=TENANT_PATTERN)
+    role: Role
 
 
 class Settings(BaseSettings):
@@ -51,3 +66,15 @@ class Settings(BaseSettings):
     max_query_aliases: int = Field(30, ge=1)
     max_subscriptions_per_connection: int = Field(20, ge=1, le=10_000)
     max_request_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")
+
+    # --- security ---
+    api_keys: dict[str, ApiKeyGrant] = Field(
+        default_factory=dict,
+        repr=False,
+        description='JSON: {"<key>": {"tenant": "...", "role": "viewer|operator|admin"}}; none = open (loopback only)',
+    )
+    deploy_rate_limit: int = Field(120, ge=1, description="deploys per key per window")
+    deploy_rate_window_seconds: int = Field(60, ge=1)
+
+    # --- logs ---
+    log_format: Literal["auto", "json", "text"] = Field("auto", description="auto: text on a terminal, else JSON")

@@ -25,6 +25,9 @@ Shared:
                                            expiry (ms); the reaper re-runs lapsed ones
 - ``ms:deadlines``               zset      active mission ids by deadline (ms), a backstop for the
                                            deadline jobs
+- ``ms:rate:<name>:<who>``       string    a rate limit's count in the current window (expires with it)
+- ``ms:stats``                   hash      cluster-wide counters for /metrics (deploys, finishes by
+                                           template and status, retries, reaps, spend, job run times)
 
 Channels:
 
@@ -57,6 +60,7 @@ class Keys:
         self.counter = f"{prefix}:n"
         self.leases = f"{prefix}:leases"
         self.deadlines = f"{prefix}:deadlines"
+        self.stats = f"{prefix}:stats"
         self.events_channel = f"{prefix}:ch:events"
         self.control_channel = f"{prefix}:ch:control"
         self.wake_channel = f"{prefix}:ch:wake:{queue}"
@@ -90,6 +94,9 @@ class Keys:
             kind = "all"
         return f"{self.prefix}:idx:{tenant}:{kind}"
 
+    def rate(self, name: str, who: str) -> str:
+        return f"{self.prefix}:rate:{name}:{who}"
+
     def idempotency(self, tenant: str, key: str) -> str:
         return f"{self.prefix}:idem:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
 
@@ -112,6 +119,7 @@ class Keys:
             "counter": self.counter,
             "leases": self.leases,
             "deadlines": self.deadlines,
+            "stats": self.stats,
             "cha": self.events_channel,
             "ctl": self.control_channel,
             "wake": self.wake_channel,

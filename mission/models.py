@@ -60,7 +60,9 @@ class AgentSpec(_Strict):
     role: str = Field(pattern=ROLE_PATTERN)
     department: str = Field(pattern=DEPARTMENT_PATTERN)
     agent: str = Field(pattern=AGENT_PATTERN)
-    budget_share: float | None = Field(None, ge=0, le=1_000_000)
+    budget_share: float | None = Field(
+        None, gt=0, le=1_000_000, description="a weight; none: an equal part of the rest"
+    )
     timeout: float | None = Field(None, gt=0, le=86_400, description="seconds one try may run")
     max_tries: int = Field(1, ge=1, le=20)
 

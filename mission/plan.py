@@ -134,7 +134,7 @@ def merge_config(template: Template, overrides: Mapping[str, Any] | None, *, max
         if not isinstance(given, Mapping):
             problems.append(Problem("inputs", "must be a JSON object"))
         else:
-            inputs.update(given)
+            inputs = deep_merge(inputs, given)
     try:
         size = len(json.dumps(inputs, separators=(",", ":"), allow_nan=False))
     except (TypeError, ValueError) as exc:
@@ -146,6 +146,17 @@ def merge_config(template: Template, overrides: Mapping[str, Any] | None, *, max
     if problems:
         raise InvalidConfig(problems)
     return MissionConfig(budget=budget.quantize(CENT), ttl=ttl, risk=risk, inputs=inputs)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: objects merge key by key, anything else (lists too) replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _snake(values: Mapping[str, Any]) -> dict[str, Any]:

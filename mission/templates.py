@@ -17,11 +17,15 @@ from mission.models import Template
 
 
 def outcome_logic_hash(template: Template) -> str:
-    """sha256 of the canonical JSON of squad + dependencies + outcome (defaults filled in)."""
+    """sha256 of the canonical JSON of squad + dependencies + outcome.
+
+    Canonical: keys sorted, upstream lists sorted, fields left at their default omitted (so a
+    field added to the format later, with a default, leaves existing hashes valid).
+    """
     logic = {
-        "squad": [agent.model_dump(mode="json") for agent in template.squad],
+        "squad": [agent.model_dump(mode="json", exclude_defaults=True) for agent in template.squad],
         "dependencies": {dept: sorted(ups) for dept, ups in sorted(template.dependencies.items())},
-        "outcome": template.outcome.model_dump(mode="json"),
+        "outcome": template.outcome.model_dump(mode="json", exclude_defaults=True),
     }
     canonical = json.dumps(logic, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
@@ -79,8 +83,6 @@ def check_template(template: Template, *, verify_agents: bool = True) -> list[Te
     shares = [a.budget_share for a in template.squad]
     if None in shares and sum(s for s in shares if s is not None) >= 1:
         problem("squad.budget_share", "explicit shares reach 1, leaving nothing for agents without one")
-    if all(s == 0 for s in shares):
-        problem("squad.budget_share", "every share is zero")
 
     if template.outcome.count is not None and template.outcome.count > len(template.squad):
         problem("outcome.count", f"quorum {template.outcome.count} exceeds the squad of {len(template.squad)}")

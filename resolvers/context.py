@@ -10,7 +10,9 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from config.settings import Settings
+from mission.errors import MissionError
 from mission.events import PubSubHub
+from mission.ratelimit import RateLimiter
 from mission.records import MissionRecord
 from mission.service import MissionService
 from mission.store import MissionStore
@@ -23,6 +25,7 @@ class Principal:
 
     tenant: str
     role: str
+    key_id: str = ""  # a short hash of the API key: for logs and rate limits, never the key
 
     @property
     def scope(self) -> str:
@@ -35,6 +38,10 @@ class Principal:
 
     def can_see(self, tenant: str) -> bool:
         return self.sees_all or tenant == self.tenant
+
+    @property
+    def can_operate(self) -> bool:
+        return self.role in ("operator", "admin")
 
 
 class Loaders:
@@ -57,12 +64,25 @@ class Loaders:
         return [found[mission_id] for mission_id, _ in keys]
 
 
+class NotAuthenticated(MissionError):
+    def __init__(self) -> None:
+        super().__init__("not authenticated: send an API key (Authorization: Bearer <key>)")
+
+
 @dataclass
 class Context:
     service: MissionService
     hub: PubSubHub
     settings: Settings
-    principal: Principal
+    principal: Principal | None  # None on a websocket until its connection_init is accepted
     loaders: Loaders
+    deploy_limiter: RateLimiter
     request: Request | WebSocket | None = None
     connection_params: dict[str, Any] | None = field(default=None)
+
+    @property
+    def caller(self) -> Principal:
+        """The authenticated caller; `NotAuthenticated` if there is none."""
+        if self.principal is None:
+            raise NotAuthenticated()
+        return self.principal

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
+from strawberry.permission import BasePermission
 
 from mission import errors
 from resolvers.context import Context
@@ -14,12 +17,22 @@ from schema.errors import (
     MissionCancelled,
     MissionDeployed,
     MissionNotFound,
+    RateLimited,
     TemplateNotFound,
 )
 from schema.inputs import MissionConfigInput
 from schema.types import Mission
 
 Info = strawberry.Info[Context, None]
+
+
+class CanOperate(BasePermission):
+    """Deploying and cancelling need an ``operator`` or ``admin`` key; ``viewer`` keys only read."""
+
+    message = "forbidden: this API key may only read (deploy and cancel need an operator key)"
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return info.context.caller.can_operate
 
 
 async def deploy_mission(
@@ -29,11 +42,18 @@ async def deploy_mission(
     idempotency_key: str | None = None,
 ) -> DeployMissionResult:
     ctx = info.context
+    retry_after = await ctx.deploy_limiter.hit(ctx.caller.key_id)
+    if retry_after is not None:
+        return RateLimited(
+            message=f"too many deploys: at most {ctx.deploy_limiter.limit} per "
+            f"{ctx.deploy_limiter.window_ms // 1000} s; retry in {retry_after:.1f} s",
+            retry_after=retry_after,
+        )
     try:
         record, created = await ctx.service.deploy(
             template_id,
             config.overrides() if config is not None else None,
-            tenant=ctx.principal.tenant,
+            tenant=ctx.caller.tenant,
             idempotency_key=idempotency_key,
         )
     except errors.TemplateNotFound as exc:
@@ -47,7 +67,7 @@ async def deploy_mission(
 
 async def cancel_mission(info: Info, id: strawberry.ID) -> CancelMissionResult:
     ctx = info.context
-    tenant = None if ctx.principal.sees_all else ctx.principal.tenant
+    tenant = None if ctx.caller.sees_all else ctx.caller.tenant
     try:
         record = await ctx.service.cancel_mission(id, tenant=tenant)
     except errors.MissionNotFound as exc:

@@ -29,7 +29,7 @@ async def mission(info: Info, id: strawberry.ID) -> Mission | None:
     if not is_mission_id(id):
         return None
     record = await info.context.loaders.missions.load(id)
-    if record is None or not info.context.principal.can_see(record.tenant):
+    if record is None or not info.context.caller.can_see(record.tenant):
         return None
     return Mission.of(record)
 
@@ -46,7 +46,7 @@ async def missions(
         raise MissionError("first must not be negative")
     try:
         page = await info.context.service.store.page(
-            info.context.principal.scope,
+            info.context.caller.scope,
             status=status,
             template_id=template_id,
             first=min(first, MAX_PAGE),

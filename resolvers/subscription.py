@@ -24,7 +24,7 @@ async def mission_events(
     if after_seq is not None and after_seq < 0:
         raise MissionError("afterSeq must not be negative")
     tenant = await ctx.service.store.tenant_of(mission_id) if is_mission_id(mission_id) else None
-    if tenant is None or not ctx.principal.can_see(tenant):
+    if tenant is None or not ctx.caller.can_see(tenant):
         raise MissionNotFound(mission_id[:100])
     async for event in event_stream(ctx.hub, ctx.service.store, mission_id, after_seq or 0):
         yield MissionEvent.of(event)
@@ -41,7 +41,7 @@ async def mission_updates(info: Info) -> AsyncGenerator[Mission, None]:
                 items.append(sub.queue.get_nowait())
             ids = list(
                 dict.fromkeys(
-                    item.mission_id for item in items if item is not RESYNC and ctx.principal.can_see(item.tenant)
+                    item.mission_id for item in items if item is not RESYNC and ctx.caller.can_see(item.tenant)
                 )
             )
             for record in await store.read(ids):

@@ -33,6 +33,12 @@ class MissionNotFound:
     mission_id: strawberry.ID
 
 
+@strawberry.type(description="Too many deploys with this key in the current window.")
+class RateLimited:
+    message: str
+    retry_after: float = strawberry.field(description="Seconds until deploys are accepted again.")
+
+
 @strawberry.type(description="The mission is stored and its first jobs are queued.")
 class MissionDeployed:
     mission: Mission
@@ -45,6 +51,6 @@ class MissionCancelled:
 
 
 DeployMissionResult = Annotated[
-    MissionDeployed | TemplateNotFound | InvalidConfig, strawberry.union("DeployMissionResult")
+    MissionDeployed | TemplateNotFound | InvalidConfig | RateLimited, strawberry.union("DeployMissionResult")
 ]
 CancelMissionResult = Annotated[MissionCancelled | MissionNotFound, strawberry.union("CancelMissionResult")]

@@ -46,9 +46,12 @@ class Mutation:
     deploy_mission: DeployMissionResult = strawberry.mutation(
         resolver=mutation.deploy_mission,
         description="Merge overrides into a template, store the mission, queue its first jobs.",
+        permission_classes=[mutation.CanOperate],
     )
     cancel_mission: CancelMissionResult = strawberry.mutation(
-        resolver=mutation.cancel_mission, description="Cancel a mission's whole graph; idempotent."
+        resolver=mutation.cancel_mission,
+        description="Cancel a mission's whole graph; idempotent.",
+        permission_classes=[mutation.CanOperate],
     )
 
 

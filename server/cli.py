@@ -17,10 +17,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.auth import ExposedWithoutKeys
 
-    host = args.host or settings.host
+    settings = settings.model_copy(update={"host": args.host or settings.host})
     port = args.port if args.port is not None else settings.port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level.lower(), lifespan="on")
+    try:
+        app = create_app(settings)
+    except ExposedWithoutKeys as exc:
+        print(f"mission-service: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=port,
+        log_level=args.log_level.lower(),
+        lifespan="on",
+        ws_max_size=settings.max_request_bytes,
+    )
     return 0
 
 
@@ -78,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     templates.add_argument("action", choices=["list", "validate"])
     templates.add_argument("file", nargs="?", help="the file (default MISSION_TEMPLATES_PATH)")
     templates.set_defaults(run=_templates)
+
     return p
 
 

@@ -13,6 +13,7 @@ import uvicorn
 
 from config.settings import Settings
 from server.app import create_app
+from server.auth import Authenticator, ExposedWithoutKeys
 from server.redis_local import LocalRedis, answers
 
 
@@ -29,11 +30,16 @@ def _pick_redis(settings: Settings, data_dir: Path) -> tuple[str, LocalRedis | N
 
 
 def run_everything(settings: Settings, *, host: str | None, port: int | None, data_dir: Path) -> int:
+    host = host or settings.host
+    try:
+        Authenticator(settings).check_exposure(host)
+    except ExposedWithoutKeys as exc:
+        print(f"mission-service: {exc}", file=sys.stderr)
+        return 2
     redis_url, local = _pick_redis(settings, data_dir)
-    settings = settings.model_copy(update={"redis_url": redis_url})
+    settings = settings.model_copy(update={"redis_url": redis_url, "host": host})
     env = {**os.environ, "MISSION_REDIS_URL": redis_url}
     worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env)
-    host = host or settings.host
     port = settings.port if port is None else port
     print(f"\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
     try:

@@ -51,7 +51,11 @@ async def flaky(ctx: AgentContext) -> dict[str, Any]:
 
 
 async def fail(ctx: AgentContext) -> dict[str, Any]:
-    raise ValueError("this agent always fails")
+    raise RuntimeError("this agent always fails")
+
+
+async def bad_input(ctx: AgentContext) -> dict[str, Any]:
+    raise ValueError("inputs.amount must be a number")
 
 
 async def echo(ctx: AgentContext) -> dict[str, Any]:

@@ -101,6 +101,18 @@ async def test_flaky_agent_succeeds_on_its_third_try_with_new_arq_job_ids(
     assert started == [1, 2, 3]
 
 
+async def test_errors_that_retrying_cannot_fix_are_not_retried(
+    service: MissionService, hub: PubSubHub, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    mission_id = (await service.deploy_mission("bad_input"))["mission_id"]
+    events = await run_to_end(service, hub, mission_id)
+    record = await service.get_mission(mission_id)
+    assert record is not None and record.status is MissionStatus.FAILED
+    assert record.jobs[0].attempts == 1 and record.jobs[0].error == "ValueError: inputs.amount must be a number"
+    assert not any(e.type == "job.retrying" for e in events)
+
+
 async def test_outcome_policies_quorum_and_any(
     service: MissionService, hub: PubSubHub, start_worker: StartWorker
 ) -> None:

@@ -15,7 +15,7 @@ from mission.errors import AgentNotFound, BudgetExceeded, JobStopped
 from mission.models import MissionStatus
 from mission.money import from_cents
 from mission.store import Started
-from workers.agents.sdk import AgentContext
+from workers.agents.sdk import AgentContext, is_retryable
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("mission.worker")
@@ -98,7 +98,7 @@ async def run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attemp
         return {"ran": True, "outcome": "stopped"}
     except Exception as exc:
         log.warning("agent %s:%s attempt %d raised %r", mission_id, role, attempt, exc)
-        return await finish("error", f"{type(exc).__name__}: {exc}"[:MAX_ERROR], retryable=True)
+        return await finish("error", f"{type(exc).__name__}: {exc}"[:MAX_ERROR], retryable=is_retryable(exc))
     finally:
         runtime.untrack(key)
 

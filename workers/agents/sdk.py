@@ -28,6 +28,18 @@ if TYPE_CHECKING:
 MAX_NOTE = 500
 
 
+class PermanentError(Exception):
+    """Raise it to fail the job at once: trying again would change nothing (bad inputs, a refusal).
+
+    ``ValueError`` and ``TypeError`` count as permanent too; any other exception is retried up to
+    the agent's ``max_tries``.
+    """
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return not isinstance(exc, (PermanentError, ValueError, TypeError))
+
+
 @dataclass
 class AgentContext:
     """One attempt of one agent: its inputs, its upstream results, its budget and deadline."""
