@@ -54,6 +54,14 @@ class Page:
         return self.cursors[-1] if self.cursors else None
 
 
+@dataclass(frozen=True)
+class Stats:
+    counters: dict[str, int]  # the `stats` hash: see mission/keys.py
+    queue_ready: int  # ARQ jobs due now, not yet started
+    running_jobs: int  # attempts holding a lease
+    missions_by_status: dict[str, int]
+
+
 def encode_cursor(position: int) -> str:
     return base64.urlsafe_b64encode(f"n:{position}".encode()).decode()
 
@@ -271,6 +279,23 @@ class MissionStore:
                 pipe.hgetall(self.keys.outputs(mission_id))
             rows = await pipe.execute()
         return [{_text(k): json.loads(v) for k, v in row.items()} for row in rows]
+
+    async def stats(self, now_ms: int) -> Stats:
+        """Cluster-wide figures for /metrics, in one round trip."""
+        statuses = list(MissionStatus)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.stats)
+            pipe.zcount(self.keys.queue, "-inf", now_ms)
+            pipe.zcard(self.keys.leases)
+            for status in statuses:
+                pipe.zcard(self.keys.index("*", status.value))
+            counters, ready, running, *by_status = _text(await pipe.execute())
+        return Stats(
+            counters={str(k): int(v) for k, v in counters.items()},
+            queue_ready=int(ready),
+            running_jobs=int(running),
+            missions_by_status={status.value: int(n) for status, n in zip(statuses, by_status, strict=True)},
+        )
 
     async def events(self, mission_id: str, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """The logged events with ``seq > after_seq`` (all of them, or ``limit``), oldest first."""

@@ -6,6 +6,7 @@ import logging
 import uuid
 
 from graphql import GraphQLError
+from redis.exceptions import RedisError
 from strawberry.extensions import MaskErrors
 
 from mission.errors import MissionError
@@ -33,8 +34,12 @@ class MaskUnexpectedErrors(MaskErrors):
             exc_info=(type(original), original, original.__traceback__) if original is not None else None,
             extra={"error_id": error_id},
         )
+        if isinstance(original, (RedisError, OSError)):
+            message = f"The mission store is unavailable; retry shortly (error id {error_id})."
+        else:
+            message = f"Unexpected error (id {error_id}); it has been logged."
         return GraphQLError(
-            message=f"Unexpected error (id {error_id}); it has been logged.",
+            message=message,
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,

@@ -33,6 +33,7 @@ from schema.schema import build_schema
 from server.auth import Authenticator
 from server.graphiql import STATIC_DIR, STATIC_URL, graphiql_html
 from server.limits import BodyLimit
+from server.metrics import CONTENT_TYPE, now_ms, render
 
 log = logging.getLogger("mission.api")
 
@@ -151,11 +152,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             {"ready": ready, "redis": redis_ok, "templates": templates}, status_code=200 if ready else 503
         )
 
+    async def metrics(request: Request) -> Response:
+        resources: Resources = request.state.resources
+        stats = await resources.service.store.stats(now_ms())
+        body = await render(stats, resources.hub.subscriber_count)
+        return Response(body, media_type=CONTENT_TYPE)
+
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics),
     ]
     if settings.graphiql:
         routes.append(Mount(STATIC_URL, StaticFiles(directory=STATIC_DIR)))

@@ -47,7 +47,7 @@ class Authenticator:
         """No keys configured: every caller is the admin of the ``default`` tenant."""
         return not self._grants
 
-    def check_exposure(self, host: str) -> None:
+    def check_exposure(self, host: str, *, warn: bool = True) -> None:
         """Refuse to serve a non-loopback host without keys; say loudly that a loopback one is open."""
         if not self.open:
             return
@@ -55,7 +55,8 @@ class Authenticator:
             raise ExposedWithoutKeys(
                 f"refusing to serve {host} with no API keys: set MISSION_API_KEYS, or serve on 127.0.0.1"
             )
-        log.warning("NO API KEYS CONFIGURED: the API is open to anyone on this machine (loopback only)")
+        if warn:
+            log.warning("NO API KEYS CONFIGURED: the API is open to anyone on this machine (loopback only)")
 
     def principal(self, key: str | None) -> Principal | None:
         """The caller a key belongs to; None for a missing or unknown key."""

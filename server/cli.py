@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from config.settings import Settings
+from mission import logs
 from mission.errors import TemplateFileError
 from mission.templates import read_templates_file
 
@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=settings.host,
         port=port,
         log_level=args.log_level.lower(),
+        log_config=None,
         lifespan="on",
         ws_max_size=settings.max_request_bytes,
     )
@@ -97,11 +98,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    level = args.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        logging.getLogger("arq.worker").setLevel(logging.WARNING)  # a line per job: our own events say more
     settings = Settings()
+    logs.configure(args.log_level, settings.log_format)
     code: int = args.run(args, settings)
     return code
 

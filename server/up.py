@@ -32,7 +32,7 @@ def _pick_redis(settings: Settings, data_dir: Path) -> tuple[str, LocalRedis | N
 def run_everything(settings: Settings, *, host: str | None, port: int | None, data_dir: Path) -> int:
     host = host or settings.host
     try:
-        Authenticator(settings).check_exposure(host)
+        Authenticator(settings).check_exposure(host, warn=False)  # the app warns
     except ExposedWithoutKeys as exc:
         print(f"mission-service: {exc}", file=sys.stderr)
         return 2
@@ -43,7 +43,7 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
     port = settings.port if port is None else port
     print(f"\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", lifespan="on")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None, lifespan="on")
     finally:
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)

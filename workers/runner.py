@@ -7,11 +7,16 @@ import json
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from arq.worker import Retry
+from redis.exceptions import RedisError
 
 from mission.agents import resolve_agent
 from mission.errors import AgentNotFound, BudgetExceeded, JobStopped
+from mission.logs import bound
 from mission.models import MissionStatus
 from mission.money import from_cents
 from mission.store import Started
@@ -20,6 +25,7 @@ from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("mission.worker")
 
+T = TypeVar("T")
 MAX_OUTPUT_BYTES = 1024 * 1024
 MAX_ERROR = 2000
 
@@ -30,26 +36,61 @@ def retry_delay_ms(runtime: WorkerRuntime, failures: int) -> int:
     return int(min(s.retry_backoff_seconds * 2**failures, s.retry_backoff_max_seconds) * 1000)
 
 
+async def persistently(call: Callable[[], Awaitable[T]], give_up_after: float) -> T:
+    """Retry a call through a Redis outage (a restart, a failover) for a while before giving up.
+
+    Recording how an attempt ended is worth waiting for; if Redis stays away longer, the lease
+    lapses and the attempt runs again elsewhere.
+    """
+    deadline = time.monotonic() + give_up_after
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except (RedisError, OSError):
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("Redis unavailable; retrying in %.2fs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 async def run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attempt: int) -> dict[str, Any]:
+    with bound(mission_id=mission_id, job_id=f"{mission_id}:{role}", attempt=attempt):
+        return await _run_attempt(runtime, mission_id, role, attempt)
+
+
+async def _run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attempt: int) -> dict[str, Any]:
     store = runtime.store
-    started = await store.start_job(mission_id, role, attempt, runtime.lease_ms, runtime.name)
+    give_up_after = runtime.settings.lease_seconds * 3
+    try:
+        started = await persistently(
+            lambda: store.start_job(mission_id, role, attempt, runtime.lease_ms, runtime.name), give_up_after
+        )
+    except (RedisError, OSError) as exc:
+        raise Retry(defer=1) from exc  # ARQ keeps the job and runs it again once Redis is back
     if not isinstance(started, Started):
         return {"ran": False, "reason": started}
     job = started.job
 
     async def finish(outcome: str, payload: str, *, retryable: bool = False) -> dict[str, Any]:
         result, status = await asyncio.shield(
-            store.finish_job(
-                mission_id,
-                role,
-                attempt,
-                outcome,
-                payload,
-                retryable=retryable,
-                retry_delay_ms=retry_delay_ms(runtime, int(job.get("failures", 0))),
-                lease_losses=runtime.settings.max_lease_losses,
+            persistently(
+                lambda: store.finish_job(
+                    mission_id,
+                    role,
+                    attempt,
+                    outcome,
+                    payload,
+                    retryable=retryable,
+                    retry_delay_ms=retry_delay_ms(runtime, int(job.get("failures", 0))),
+                    lease_losses=runtime.settings.max_lease_losses,
+                ),
+                give_up_after=give_up_after,
             )
         )
+        level = logging.DEBUG if outcome == "ok" else logging.INFO
+        log.log(level, "attempt ended: %s%s", outcome, f" ({payload[:200]})" if outcome == "error" else "")
         return {"ran": True, "outcome": outcome, "result": result, "status": status}
 
     try:
@@ -97,7 +138,6 @@ async def run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attemp
     except JobStopped:
         return {"ran": True, "outcome": "stopped"}
     except Exception as exc:
-        log.warning("agent %s:%s attempt %d raised %r", mission_id, role, attempt, exc)
         return await finish("error", f"{type(exc).__name__}: {exc}"[:MAX_ERROR], retryable=is_retryable(exc))
     finally:
         runtime.untrack(key)

@@ -12,6 +12,7 @@ from typing import Any
 from arq.connections import RedisSettings, create_pool
 from arq.cron import cron
 from arq.worker import Function, Worker, func
+from redis.exceptions import RedisError
 
 from config.settings import Settings
 from workers.jobs import expire_mission, reap_leases, run_agent_logic
@@ -34,7 +35,9 @@ def deserialize_job(raw: bytes) -> dict[str, Any]:
 
 
 FUNCTIONS: list[Function] = [
-    func(run_agent_logic, name="run_agent_logic", timeout=AGENT_JOB_TIMEOUT),
+    # max_tries: ARQ may re-run a job after a worker shutdown or a Redis outage; a re-run of an
+    # attempt that is no longer current does nothing, so let ARQ try as often as it needs.
+    func(run_agent_logic, name="run_agent_logic", timeout=AGENT_JOB_TIMEOUT, max_tries=1000),
     func(expire_mission, name="expire_mission", timeout=60),
 ]
 
@@ -96,6 +99,18 @@ class MissionWorker(Worker):
         await self.pool.aclose(close_connection_pool=True)
         self._pool = None
 
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """ARQ's, one job at a time: if Redis fails mid-way, the slot ARQ counted is given back."""
+        for job_id in job_ids:
+            if self.job_counter >= self.max_jobs:
+                return
+            try:
+                await super().start_jobs([job_id])
+            except (RedisError, OSError):
+                self.job_counter -= 1
+                self.sem.release()
+                raise
+
     async def main(self) -> None:
         if self._pool is None:
             self._pool = await create_pool(
@@ -110,9 +125,18 @@ class MissionWorker(Worker):
             await self.on_startup(self.ctx)
         wake = self._wake or asyncio.Event()
         self.ready.set()
+        outage = 0.0
         while True:
             wake.clear()
-            await self._poll_iteration()
+            try:
+                await self._poll_iteration()
+            except (RedisError, OSError) as exc:
+                # Redis restarting or unreachable: keep the worker, retry with backoff.
+                outage = min(max(outage * 2, 0.1), 5.0)
+                log.warning("Redis unavailable (%s); polling again in %.1fs", exc, outage)
+                await asyncio.sleep(outage)
+                continue
+            outage = 0.0
             if self.burst:
                 if 0 <= self.max_burst_jobs <= self._jobs_started():
                     await asyncio.gather(*self.tasks.values())

@@ -33,6 +33,7 @@ end
 index_move(nil, 'QUEUED')
 if idem ~= '' then redis.call('SET', idem, N.mid, 'EX', tonumber(ARGV[5])) end
 
+count('deployed:' .. fields.template_id)
 emit('mission.deployed', 'QUEUED', nil, 'mission deployed', cjson.decode(ARGV[6]), t)
 for _, role in ipairs(roots) do
   enqueue_attempt(role, 1, t, t)

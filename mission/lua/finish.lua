@@ -4,7 +4,7 @@
 --       retryable (1|0), retry delay ms, lease losses allowed
 local role, attempt, outcome, payload = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local jk = jkey(role)
-local j = redis.call('HMGET', jk, 'status', 'attempt', 'failures', 'max_tries', 'lost', 'dependents')
+local j = redis.call('HMGET', jk, 'status', 'attempt', 'failures', 'max_tries', 'lost', 'dependents', 'started_at')
 if j[1] ~= 'RUNNING' or tonumber(j[2]) ~= attempt then return {'stale', j[1] or ''} end
 local member = lease_member(role, attempt)
 local t = now_ms()
@@ -13,6 +13,7 @@ if outcome == 'lost' then
   if lease and tonumber(lease) > t then return {'renewed', 'RUNNING'} end
 end
 redis.call('ZREM', N.leases, member)
+if outcome == 'ok' or outcome == 'error' then observe_run(j[7], t) end
 if outcome == 'lost' then
   -- the dead worker's ARQ job would otherwise sit in the queue until ARQ's in-progress key expires
   local arq_id = job_id(role) .. ':' .. attempt
@@ -50,12 +51,14 @@ elseif outcome == 'release' then
   requeue('QUEUED', t, 'job.requeued', 'worker shut down; running again')
 elseif outcome == 'lost' and tonumber(j[5]) < tonumber(ARGV[8]) then
   redis.call('HINCRBY', jk, 'lost', 1)
+  count('lease_reaps')
   requeue('QUEUED', t, 'job.requeued', 'worker lost (lease lapsed); running again')
 else
   local failures = tonumber(j[3]) + 1
   if outcome == 'lost' then payload = 'worker lost too often (lease lapsed)' end
   redis.call('HSET', jk, 'failures', failures)
   if ARGV[6] == '1' and failures < tonumber(j[4]) then
+    count('retries')
     requeue('RETRYING', t + tonumber(ARGV[7]), 'job.retrying', payload)
   else
     redis.call('HSET', jk, 'status', 'FAILED', 'finished_at', t, 'error', payload)

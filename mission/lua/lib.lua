@@ -53,6 +53,25 @@ local function dequeue(arq_id)
   redis.call('DEL', N.aj .. arq_id)
 end
 
+-- Cluster-wide counters for /metrics.
+local function count(field, by)
+  redis.call('HINCRBY', N.stats, field, by or 1)
+end
+
+-- Job run times: one bucket per attempt (upper bounds in ms; /metrics makes them cumulative).
+local RUN_BUCKETS_MS = {10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000}
+local function observe_run(started_at, t)
+  if not started_at then return end
+  local ms = t - tonumber(started_at)
+  local bucket = 'inf'
+  for _, le in ipairs(RUN_BUCKETS_MS) do
+    if ms <= le then bucket = tostring(le); break end
+  end
+  count('job_ms_bucket:' .. bucket)
+  count('job_ms_count')
+  count('job_ms_sum', ms)
+end
+
 local function wake()
   if WAKE then redis.call('PUBLISH', N.wake, '1') end
 end
@@ -98,6 +117,7 @@ local function finish_mission(status, job_status, reason, t)
   dequeue(N.mid .. ':deadline')
   redis.call('ZREM', N.deadlines, N.mid)
   index_move(m[1], status)
+  count('finished:' .. redis.call('HGET', N.m, 'template_id') .. ':' .. status)
   emit('mission.' .. string.lower(status), status, nil, reason or 'mission succeeded', nil, t)
   if stopped then
     redis.call('PUBLISH', N.ctl, '{"missionId":"' .. N.mid .. '","status":"' .. status .. '"}')

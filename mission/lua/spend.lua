@@ -11,6 +11,7 @@ if spent + cents > allocated or tonumber(m[1]) + cents > tonumber(m[2]) then
 end
 redis.call('HINCRBY', jk, 'spent', cents)
 redis.call('HINCRBY', N.m, 'spent', cents)
+count('spent_cents', cents)
 emit('job.spent', 'RUNNING', job_id(role), ARGV[5],
   {amount = money(cents), spent = money(spent + cents), allocated = money(allocated)}, now_ms())
 return {'ok', spent + cents, allocated}

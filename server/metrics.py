@@ -1,0 +1,86 @@
+"""/metrics in Prometheus' text format.
+
+``mission_*`` figures are cluster-wide (read from Redis at scrape time, the same on every API
+server: aggregate them with max, not sum); ``mission_api_*`` ones belong to this process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mission.store import Stats
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+RUN_BUCKETS_MS = (10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000)  # as in mission/lua/lib.lua
+
+
+class _Snapshot(Collector):
+    def __init__(self, stats: Stats, subscriptions: int) -> None:
+        self.stats = stats
+        self.subscriptions = subscriptions
+
+    def collect(self) -> Iterator[Metric]:
+        counters = self.stats.counters
+        deployed = CounterMetricFamily("mission_deployed", "Missions deployed", labels=["template"])
+        finished = CounterMetricFamily(
+            "mission_finished", "Missions that ended, by outcome", labels=["template", "status"]
+        )
+        for field, value in sorted(counters.items()):
+            kind, _, rest = field.partition(":")
+            if kind == "deployed":
+                deployed.add_metric([rest], value)
+            elif kind == "finished":
+                template, _, status = rest.rpartition(":")
+                finished.add_metric([template, status], value)
+        yield deployed
+        yield finished
+        yield CounterMetricFamily(
+            "mission_job_retries", "Agent tries retried after an error", counters.get("retries", 0)
+        )
+        yield CounterMetricFamily(
+            "mission_lease_reaps", "Attempts run again because their worker died", counters.get("lease_reaps", 0)
+        )
+        yield CounterMetricFamily(
+            "mission_budget_spent", "Money spent by agents (currency units)", counters.get("spent_cents", 0) / 100
+        )
+
+        cumulative, buckets = 0, []
+        for le in RUN_BUCKETS_MS:
+            cumulative += counters.get(f"job_ms_bucket:{le}", 0)
+            buckets.append((str(le / 1000), cumulative))
+        buckets.append(("+Inf", counters.get("job_ms_count", 0)))
+        yield HistogramMetricFamily(
+            "mission_job_run_seconds",
+            "Run time of agent tries that succeeded or failed",
+            buckets=buckets,
+            sum_value=counters.get("job_ms_sum", 0) / 1000,
+        )
+
+        yield GaugeMetricFamily(
+            "mission_queue_ready", "Agent jobs due and waiting for a worker", self.stats.queue_ready
+        )
+        yield GaugeMetricFamily(
+            "mission_jobs_running", "Agent tries running now (holding a lease)", self.stats.running_jobs
+        )
+        by_status = GaugeMetricFamily("mission_missions", "Missions by status", labels=["status"])
+        for status, n in self.stats.missions_by_status.items():
+            by_status.add_metric([status], n)
+        yield by_status
+        yield GaugeMetricFamily(
+            "mission_api_subscriptions", "Live subscriptions on this API process", self.subscriptions
+        )
+
+
+async def render(stats_of: Stats, subscriptions: int) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(stats_of, subscriptions))
+    return generate_latest(registry)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
