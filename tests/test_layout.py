@@ -40,3 +40,9 @@ def test_imports_flow_one_way() -> None:
     assert not imported_packages("mission") & (api_layer | {"workers"})
     assert not imported_packages("config") & (api_layer | {"workers", "mission"})
     assert not imported_packages("workers") & api_layer
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`MISSION_{name.upper()}`" not in readme]
+    assert not missing, f"README's configuration table lacks {missing}"
