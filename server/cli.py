@@ -11,6 +11,7 @@ from config.settings import Settings
 from mission import logs
 from mission.errors import TemplateFileError
 from mission.templates import read_templates_file
+from server import deploy_cli
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -93,6 +94,7 @@ def parser() -> argparse.ArgumentParser:
     templates.add_argument("file", nargs="?", help="the file (default MISSION_TEMPLATES_PATH)")
     templates.set_defaults(run=_templates)
 
+    deploy_cli.add_parser(sub)
     return p
 
 
