@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_TEMPLATES = CONFIG_DIR / "mission_templates.json"
@@ -31,8 +31,32 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MISSION_", extra="ignore", frozen=True)
 
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _split_sentinels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{address!r} is not host:port")
+        return value
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [(host, int(port)) for host, _, port in (a.rpartition(":") for a in self.redis_sentinels)]
+
     # --- Redis and the queue ---
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queue, state and events")
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="host:port of Redis Sentinels, comma-separated; set: use them"
+    )
+    redis_sentinel_master: str = Field("mymaster", description="the primary's name the Sentinels monitor")
     queue: str = Field("mission:queue", description="ARQ queue name shared by servers and workers")
     key_prefix: str = Field("ms", description="prefix of every key and channel this service writes")
     redis_max_connections: int = Field(50, ge=2, le=10_000, description="per process; bursts wait for one")

@@ -47,10 +47,17 @@ def answers(url: str, timeout: float = 0.5) -> bool:
 class LocalRedis:
     """A redis-server child process on 127.0.0.1; data in ``data_dir`` (append-only) or none at all."""
 
-    def __init__(self, port: int | None = None, data_dir: Path | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        binary: str | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.data_dir = data_dir
         self.binary = binary or find_redis_server()
+        self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,7 +73,7 @@ class LocalRedis:
             cmd += ["--dir", str(self.data_dir.resolve()), "--appendonly", "yes", "--appendfsync", "everysec"]
         else:
             cmd += ["--appendonly", "no"]
-        return cmd
+        return cmd + self.extra_args
 
     def start(self, timeout: float = 10.0) -> LocalRedis:
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -18,6 +18,9 @@ from server.redis_local import LocalRedis, answers
 
 
 def _pick_redis(settings: Settings, data_dir: Path) -> tuple[str, LocalRedis | None]:
+    if settings.redis_sentinels:
+        print(f"Using Redis through the Sentinels at {', '.join(settings.redis_sentinels)}", flush=True)
+        return settings.redis_url, None
     configured = "MISSION_REDIS_URL" in os.environ
     if configured and answers(settings.redis_url):
         print(f"Using Redis at {settings.redis_url}", flush=True)

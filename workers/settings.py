@@ -9,12 +9,13 @@ import logging
 import signal
 from typing import Any
 
-from arq.connections import RedisSettings, create_pool
+from arq.connections import create_pool
 from arq.cron import cron
 from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
 
 from config.settings import Settings
+from mission.connections import arq_redis_settings
 from workers.jobs import expire_mission, reap_leases, run_agent_logic
 from workers.runtime import WorkerRuntime
 
@@ -155,7 +156,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "functions": FUNCTIONS,
         "cron_jobs": [cron(reap_leases, name="reap_leases", second=set(range(0, 60, every)), run_at_startup=True)],
         "queue_name": settings.queue,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": arq_redis_settings(settings),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": settings.worker_concurrency,
@@ -186,4 +187,4 @@ class WorkerSettings:
     job_serializer = serialize_job
     job_deserializer = deserialize_job
     queue_name = Settings().queue
-    redis_settings = RedisSettings.from_dsn(Settings().redis_url)
+    redis_settings = arq_redis_settings(Settings())
