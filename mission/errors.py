@@ -14,15 +14,20 @@ class MissionError(Exception):
         self.message = message
 
 
+def _shown(value: str, limit: int = 100) -> str:
+    """An id as a message may quote it: short, whatever the caller sent."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
 class TemplateNotFound(MissionError):
     def __init__(self, template_id: str) -> None:
-        super().__init__(f"no template with id {template_id!r}")
+        super().__init__(f"no template with id {_shown(template_id)}")
         self.template_id = template_id
 
 
 class MissionNotFound(MissionError):
     def __init__(self, mission_id: str) -> None:
-        super().__init__(f"no mission with id {mission_id!r}")
+        super().__init__(f"no mission with id {_shown(mission_id)}")
         self.mission_id = mission_id
 
 

@@ -84,11 +84,11 @@ class Keys:
 
     def index(self, tenant: str, status: str | None = None, template_id: str | None = None) -> str:
         """The index zset for a tenant (``*`` for all) filtered by status and/or template."""
-        if status and template_id:
+        if status and template_id is not None:
             kind = f"st:{status}:{template_id}"
         elif status:
             kind = f"s:{status}"
-        elif template_id:
+        elif template_id is not None:
             kind = f"t:{template_id}"
         else:
             kind = "all"

@@ -125,7 +125,7 @@ def merge_config(template: Template, overrides: Mapping[str, Any] | None, *, max
                 risk = Risk.model_validate({**defaults.risk.model_dump(), **_snake(given)})
             except ValidationError as exc:
                 for err in exc.errors(include_url=False):
-                    where = ".".join(str(p) for p in err["loc"])
+                    where = ".".join(_camel(str(p)) for p in err["loc"])
                     problems.append(Problem(f"risk.{where}" if where else "risk", err["msg"]))
 
     inputs = dict(defaults.inputs)
@@ -135,17 +135,40 @@ def merge_config(template: Template, overrides: Mapping[str, Any] | None, *, max
             problems.append(Problem("inputs", "must be a JSON object"))
         else:
             inputs = deep_merge(inputs, given)
-    try:
-        size = len(json.dumps(inputs, separators=(",", ":"), allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        problems.append(Problem("inputs", f"must be plain JSON ({exc})"))
+    if nesting(inputs) > MAX_INPUTS_DEPTH:
+        problems.append(Problem("inputs", f"nested deeper than {MAX_INPUTS_DEPTH} levels"))
     else:
-        if size > max_inputs_bytes:
-            problems.append(Problem("inputs", f"{size} bytes of JSON is above the limit of {max_inputs_bytes}"))
+        try:
+            size = len(json.dumps(inputs, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode())
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
+            problems.append(Problem("inputs", f"must be plain JSON text ({str(exc)[:200]})"))
+        else:
+            if size > max_inputs_bytes:
+                problems.append(Problem("inputs", f"{size} bytes of JSON is above the limit of {max_inputs_bytes}"))
 
     if problems:
         raise InvalidConfig(problems)
     return MissionConfig(budget=budget.quantize(CENT), ttl=ttl, risk=risk, inputs=inputs)
+
+
+MAX_INPUTS_DEPTH = 32
+
+
+def nesting(value: Any, limit: int = MAX_INPUTS_DEPTH) -> int:
+    """How deeply objects and lists nest in ``value`` (counting stops just past ``limit``)."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        containers = [v for v in level if isinstance(v, (Mapping, list))]
+        if not containers:
+            break
+        depth += 1
+        level = [child for c in containers for child in (c.values() if isinstance(c, Mapping) else c)]
+    return depth
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

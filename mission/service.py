@@ -25,6 +25,15 @@ DEFAULT_TENANT = "default"
 MAX_IDEMPOTENCY_KEY = 200
 
 
+def is_text(value: str) -> bool:
+    """Encodable as UTF-8 (GraphQL strings may carry lone surrogates, which Redis keys cannot)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def new_mission_id() -> str:
     return "mssn_" + uuid.uuid4().hex
 
@@ -134,8 +143,10 @@ class MissionService:
     ) -> tuple[MissionRecord, bool]:
         """`deploy_mission`, returning the stored mission and whether it was created now."""
         template = self.registry.get(template_id)
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidConfig([Problem("idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")])
+        if idempotency_key is not None and not (
+            0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and is_text(idempotency_key)
+        ):
+            raise InvalidConfig([Problem("idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters of text")])
         merged = merge_config(template, config, max_inputs_bytes=self.settings.max_inputs_bytes)
         plan = build_plan(template, merged)
         created, mission_id = await self.store.create(

@@ -62,6 +62,10 @@ class Stats:
     missions_by_status: dict[str, int]
 
 
+class InvalidCursor(ValueError):
+    """An ``after`` cursor this service did not make."""
+
+
 def encode_cursor(position: int) -> str:
     return base64.urlsafe_b64encode(f"n:{position}".encode()).decode()
 
@@ -71,10 +75,10 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor.encode()[:64]).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValueError("not a cursor from this service") from None
+        raise InvalidCursor("not a cursor from this service") from None
     kind, _, number = text.partition(":")
     if kind != "n" or not number.isdigit():
-        raise ValueError("not a cursor from this service")
+        raise InvalidCursor("not a cursor from this service")
     return int(number)
 
 
@@ -255,7 +259,7 @@ class MissionStore:
         first: int = 20,
         after: str | None = None,
     ) -> Page:
-        """Newest first, ``first`` at most ``MAX_PAGE``; ValueError for a bad cursor."""
+        """Newest first, ``first`` at most ``MAX_PAGE``; `InvalidCursor` for a bad cursor."""
         first = max(0, min(first, MAX_PAGE))
         top = f"({decode_cursor(after)}" if after else "+inf"
         key = self.keys.index(tenant, status.value if status else None, template_id)

@@ -7,8 +7,8 @@ import strawberry
 from mission.errors import MissionError
 from mission.graph import build_graph
 from mission.models import MissionStatus
-from mission.service import is_mission_id
-from mission.store import MAX_PAGE
+from mission.service import is_mission_id, is_text
+from mission.store import MAX_PAGE, InvalidCursor
 from mission.templates import department_stages
 from resolvers.context import Context
 from schema.types import DepartmentGraph, Mission, MissionConnection, MissionEdge, MissionTemplate, PageInfo
@@ -44,6 +44,8 @@ async def missions(
     first = 20 if first is None else first
     if first < 0:
         raise MissionError("first must not be negative")
+    if template_id is not None and not is_text(template_id):
+        return MissionConnection(edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None), total_count=0)
     try:
         page = await info.context.service.store.page(
             info.context.caller.scope,
@@ -52,7 +54,7 @@ async def missions(
             first=min(first, MAX_PAGE),
             after=after,
         )
-    except ValueError as exc:
+    except InvalidCursor as exc:
         raise MissionError(f"after: {exc}") from None
     records = await info.context.loaders.missions.load_many(page.ids)
     edges = [

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from mission import graph as graphs
 from mission import models
+from mission.money import CENT
 from mission.records import Budget, Event, JobRecord, MissionRecord
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ class MissionTemplate:
     def defaults(self) -> TemplateDefaults:
         d = self._template.defaults
         return TemplateDefaults(
-            budget=d.budget,
+            budget=d.budget.quantize(CENT),
             ttl=d.ttl,
             risk=Risk(level=d.risk.level, max_drawdown=d.risk.max_drawdown),
             inputs=JSON(d.inputs),
@@ -165,7 +166,7 @@ class MissionTemplate:
     def limits(self) -> TemplateLimits:
         limits = self._template.limits
         return TemplateLimits(
-            budget=MoneyRange(min=limits.budget.min, max=limits.budget.max),
+            budget=MoneyRange(min=limits.budget.min.quantize(CENT), max=limits.budget.max.quantize(CENT)),
             ttl=SecondsRange(min=limits.ttl.min, max=limits.ttl.max),
         )
 

@@ -77,7 +77,7 @@ def test_overrides_merge_over_defaults() -> None:
         ({"ttl": 10**12}, "ttl", "outside"),
         ({"risk": "high"}, "risk", "must be an object"),
         ({"risk": {"level": "yolo"}}, "risk.level", "Input should be"),
-        ({"risk": {"max_drawdown": 2}}, "risk.max_drawdown", "less than or equal to 1"),
+        ({"risk": {"max_drawdown": 2}}, "risk.maxDrawdown", "less than or equal to 1"),
         ({"risk": {"leverage": 3}}, "risk.leverage", "Extra inputs"),
         ({"inputs": [1, 2]}, "inputs", "JSON object"),
         ({"inputs": {"big": "x" * 2000}}, "inputs", "above the limit of 1000"),
