@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -102,3 +103,21 @@ class Settings(BaseSettings):
 
     # --- logs ---
     log_format: Literal["auto", "json", "text"] = Field("auto", description="auto: text on a terminal, else JSON")
+
+
+class SettingsError(ValueError):
+    """Bad ``MISSION_*`` values, described without echoing them (API keys are secrets)."""
+
+
+def load_settings() -> Settings:
+    """`Settings()` from the environment; `SettingsError` names each bad variable and why."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False, include_input=False):
+            loc = [str(part) for part in error["loc"]]
+            if loc and loc[0] == "api_keys" and len(loc) > 1:  # the key itself is part of the location
+                loc[1] = "key#" + hashlib.sha256(loc[1].encode()).hexdigest()[:12]
+            lines.append(f"MISSION_{loc[0].upper()}{''.join(f'[{p}]' for p in loc[1:])}: {error['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

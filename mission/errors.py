@@ -68,6 +68,12 @@ class TemplateFileError(MissionError):
         self.problems = problems
 
 
+class RateLimited(MissionError):
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class AgentNotFound(MissionError):
     def __init__(self, ref: str, reason: str) -> None:
         super().__init__(f"agent {ref!r} cannot be loaded: {reason}")

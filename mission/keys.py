@@ -16,7 +16,9 @@ Per mission ``<id>`` (``mssn_<32 hex>``):
 
 Shared:
 
-- ``ms:n``                       counter   deploy order; the score in every index
+- ``ms:n``, ``ms:n:<tenant>``     counters  deploy order, of all tenants and of one: the scores in the
+                                           ``*`` indexes and in a tenant's (so a tenant's cursors
+                                           reveal nothing of other tenants' activity)
 - ``ms:idx:<tenant>:<filter>``   zset      mission ids by deploy order; ``<tenant>`` is a tenant or
                                            ``*`` (all); ``<filter>`` is ``all``, ``s:<STATUS>``,
                                            ``t:<template>`` or ``st:<STATUS>:<template>``

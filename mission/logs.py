@@ -7,7 +7,7 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -28,8 +28,27 @@ def bound(**fields: Any) -> Iterator[None]:
         _bound.reset(token)
 
 
+def _bind_at_creation(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """Copy the bound fields onto each record when it is made (a record may be formatted later,
+    in another task or thread)."""
+
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        for name, value in (_bound.get() or {}).items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, value)
+        return record
+
+    make.binds_mission_fields = True  # type: ignore[attr-defined]
+    return make
+
+
+if not getattr(logging.getLogRecordFactory(), "binds_mission_fields", False):
+    logging.setLogRecordFactory(_bind_at_creation(logging.getLogRecordFactory()))
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    found = dict(_bound.get() or {})
+    found: dict[str, Any] = {}
     for name in EXTRA_FIELDS:
         value = getattr(record, name, None)
         if value is not None:

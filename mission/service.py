@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -140,8 +140,13 @@ class MissionService:
         *,
         tenant: str = DEFAULT_TENANT,
         idempotency_key: str | None = None,
+        admit: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[MissionRecord, bool]:
-        """`deploy_mission`, returning the stored mission and whether it was created now."""
+        """`deploy_mission`, returning the stored mission and whether it was created now.
+
+        ``admit`` runs once the deploy is known to be valid and new (not an idempotent replay),
+        just before anything is written: a rate limit raises `RateLimited` there.
+        """
         template = self.registry.get(template_id)
         if idempotency_key is not None and not (
             0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and is_text(idempotency_key)
@@ -149,6 +154,13 @@ class MissionService:
             raise InvalidConfig([Problem("idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters of text")])
         merged = merge_config(template, config, max_inputs_bytes=self.settings.max_inputs_bytes)
         plan = build_plan(template, merged)
+        if idempotency_key is not None:
+            known = await self.store.idempotent(tenant, idempotency_key)
+            replay = await self.store.read_one(known) if known else None
+            if replay is not None:
+                return replay, False
+        if admit is not None:
+            await admit()
         created, mission_id = await self.store.create(
             new_mission_id(),
             tenant,

@@ -18,6 +18,7 @@ from mission.records import Event, MissionRecord
 from mission.scripts import Scripts
 
 MAX_PAGE = 100
+MAX_READY_COUNTED = 10_000  # queue_ready looks at most at this many due jobs
 
 
 def _text(value: Any) -> Any:
@@ -57,7 +58,7 @@ class Page:
 @dataclass(frozen=True)
 class Stats:
     counters: dict[str, int]  # the `stats` hash: see mission/keys.py
-    queue_ready: int  # ARQ jobs due now, not yet started
+    queue_ready: int  # ARQ jobs due now that no worker has started (counted up to MAX_READY_COUNTED)
     running_jobs: int  # attempts holding a lease
     missions_by_status: dict[str, int]
 
@@ -246,6 +247,11 @@ class MissionStore:
         value = _text(await self.redis.hget(self.keys.mission(mission_id), "status"))  # type: ignore[misc]
         return None if value is None else MissionStatus(value)
 
+    async def idempotent(self, tenant: str, key: str) -> str | None:
+        """The mission an idempotency key already deployed for this tenant, if any."""
+        value = _text(await self.redis.get(self.keys.idempotency(tenant, key)))
+        return None if value is None else str(value)
+
     async def tenant_of(self, mission_id: str) -> str | None:
         value = _text(await self.redis.hget(self.keys.mission(mission_id), "tenant"))  # type: ignore[misc]
         return None if value is None else str(value)
@@ -285,15 +291,17 @@ class MissionStore:
         return [{_text(k): json.loads(v) for k, v in row.items()} for row in rows]
 
     async def stats(self, now_ms: int) -> Stats:
-        """Cluster-wide figures for /metrics, in one round trip."""
+        """Cluster-wide figures for /metrics, in two round trips."""
         statuses = list(MissionStatus)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.keys.stats)
-            pipe.zcount(self.keys.queue, "-inf", now_ms)
             pipe.zcard(self.keys.leases)
             for status in statuses:
                 pipe.zcard(self.keys.index("*", status.value))
-            counters, ready, running, *by_status = _text(await pipe.execute())
+            counters, running, *by_status = _text(await pipe.execute())
+        ready = await self.scripts.run(
+            "ready", self.keys.queue, self.keys.arq_in_progress_prefix, now_ms, MAX_READY_COUNTED
+        )
         return Stats(
             counters={str(k): int(v) for k, v in counters.items()},
             queue_ready=int(ready),

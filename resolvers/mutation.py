@@ -42,20 +42,27 @@ async def deploy_mission(
     idempotency_key: str | None = None,
 ) -> DeployMissionResult:
     ctx = info.context
-    retry_after = await ctx.deploy_limiter.hit(ctx.caller.key_id)
-    if retry_after is not None:
-        return RateLimited(
-            message=f"too many deploys: at most {ctx.deploy_limiter.limit} per "
-            f"{ctx.deploy_limiter.window_ms // 1000} s; retry in {retry_after:.1f} s",
-            retry_after=retry_after,
-        )
+    limiter = ctx.deploy_limiter
+
+    async def admit() -> None:  # counted only for valid, new deploys
+        retry_after = await limiter.hit(ctx.caller.key_id)
+        if retry_after is not None:
+            raise errors.RateLimited(
+                f"too many deploys: at most {limiter.limit} per {limiter.window_ms // 1000} s; "
+                f"retry in {retry_after:.1f} s",
+                retry_after,
+            )
+
     try:
         record, created = await ctx.service.deploy(
             template_id,
             config.overrides() if config is not None else None,
             tenant=ctx.caller.tenant,
             idempotency_key=idempotency_key,
+            admit=admit,
         )
+    except errors.RateLimited as exc:
+        return RateLimited(message=exc.message, retry_after=exc.retry_after)
     except errors.TemplateNotFound as exc:
         return TemplateNotFound(message=exc.message, template_id=strawberry.ID(template_id[:200]))
     except errors.InvalidConfig as exc:

@@ -8,16 +8,21 @@ import uuid
 from graphql import GraphQLError
 from redis.exceptions import RedisError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from mission.errors import MissionError
 
 log = logging.getLogger("mission.api")
 
 
+EXPECTED = (MissionError, GraphQLError, InvalidOperationTypeError)
+
+
 def is_expected(error: GraphQLError) -> bool:
-    """GraphQL's own errors (syntax, validation) and our `MissionError`s are meant for the caller."""
+    """GraphQL's own errors (syntax, validation, an operation type a transport does not run) and
+    our `MissionError`s are meant for the caller."""
     original = error.original_error
-    return original is None or isinstance(original, (MissionError, GraphQLError))
+    return original is None or isinstance(original, EXPECTED)
 
 
 class MaskUnexpectedErrors(MaskErrors):

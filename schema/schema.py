@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from functools import partial
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -16,12 +18,15 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.types import ExecutionContext
 
 from config.settings import Settings
 from resolvers import mutation, query, subscription
 from schema.errors import CancelMissionResult, DeployMissionResult
-from schema.masking import MaskUnexpectedErrors
+from schema.masking import MaskUnexpectedErrors, is_expected
 from schema.types import DepartmentGraph, Mission, MissionConnection, MissionEvent, MissionTemplate
+
+log = logging.getLogger("mission.api")
 
 
 @strawberry.type
@@ -88,5 +93,14 @@ def extensions(settings: Settings) -> list[Any]:
     return found
 
 
+class MissionSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Errors meant for the caller are not the server's problem: debug lines, not tracebacks.
+        Unexpected ones are logged (with their error id) by `MaskUnexpectedErrors`."""
+        for error in errors:
+            if is_expected(error):
+                log.debug("answered with an error: %s", error.message)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
-    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions(settings))
+    return MissionSchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions(settings))

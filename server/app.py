@@ -199,6 +199,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
 
     async def metrics(request: Request) -> Response:
+        if not auth.open:  # the figures span every tenant: an admin key may read them
+            caller = auth.from_header(request.headers.get("authorization"))
+            if caller is None or not caller.sees_all:
+                return JSONResponse(UNAUTHENTICATED, 401, headers={"WWW-Authenticate": "Bearer"})
         resources: Resources = request.state.resources
         stats = await resources.service.store.stats(now_ms())
         body = await render(stats, resources.hub.subscriber_count)

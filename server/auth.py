@@ -1,10 +1,10 @@
-"""API keys: who is calling. Keys live only in settings; they are matched by their sha256 (so the
-lookup time says nothing about a key) and never logged — a key's id is a short prefix of its hash."""
+"""API keys: who is calling. Keys live only in settings and are never logged. They are looked up by
+their sha256, so neither the lookup nor its timing depends on the key's characters (finding a key
+from its hash is infeasible); a key's id in logs is a short prefix of that hash."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import ipaddress
 import logging
 from collections.abc import Mapping
@@ -64,11 +64,7 @@ class Authenticator:
             return OPEN_PRINCIPAL
         if not key:
             return None
-        digest = _digest(key)
-        found = self._grants.get(digest)
-        if found is None or not hmac.compare_digest(digest, _digest(key)):
-            return None
-        return found
+        return self._grants.get(_digest(key))
 
     def from_header(self, value: str | None) -> Principal | None:
         """``Authorization: Bearer <key>``."""

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from config.settings import Settings
+from config.settings import Settings, SettingsError, load_settings
 from mission import logs
 from mission.errors import TemplateFileError
 from mission.templates import read_templates_file
@@ -100,7 +100,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"mission-service: {exc}", file=sys.stderr)
+        return 2
     logs.configure(args.log_level, settings.log_format)
     code: int = args.run(args, settings)
     return code

@@ -10,8 +10,9 @@ local fields = cjson.decode(ARGV[2])
 local jobs = cjson.decode(ARGV[3])
 local t = now_ms()
 local n = redis.call('INCR', N.counter)
+local nt = redis.call('INCR', N.counter .. ':' .. fields.tenant)
 local deadline = t + tonumber(fields.ttl) * 1000
-local hs = {'id', N.mid, 'status', 'QUEUED', 'created_at', t, 'deadline', deadline, 'n', n, 'seq', 0,
+local hs = {'id', N.mid, 'status', 'QUEUED', 'created_at', t, 'deadline', deadline, 'n', n, 'nt', nt, 'seq', 0,
   'spent', 0, 'succeeded', 0, 'pending', #jobs, 'total', #jobs}
 for k, v in pairs(fields) do hs[#hs + 1] = k; hs[#hs + 1] = v end
 redis.call('HSET', N.m, unpack(hs))
@@ -25,10 +26,10 @@ for _, job in ipairs(jobs) do
   redis.call('HSET', jkey(job.role), unpack(js))
 end
 
-for _, scope in ipairs({fields.tenant, '*'}) do
+for scope, score in pairs({[fields.tenant] = nt, ['*'] = n}) do
   local base = N.idx .. scope .. ':'
-  redis.call('ZADD', base .. 'all', n, N.mid)
-  redis.call('ZADD', base .. 't:' .. fields.template_id, n, N.mid)
+  redis.call('ZADD', base .. 'all', score, N.mid)
+  redis.call('ZADD', base .. 't:' .. fields.template_id, score, N.mid)
 end
 index_move(nil, 'QUEUED')
 if idem ~= '' then redis.call('SET', idem, N.mid, 'EX', tonumber(ARGV[5])) end

@@ -76,17 +76,18 @@ local function wake()
   if WAKE then redis.call('PUBLISH', N.wake, '1') end
 end
 
--- Move the mission between the status indexes of its tenant and of all tenants.
+-- Move the mission between the status indexes of its tenant and of all tenants. Scores are
+-- deploy positions: `nt` counts the tenant's own deploys (what its cursors show), `n` everyone's.
 local function index_move(old, new)
-  local m = redis.call('HMGET', N.m, 'tenant', 'template_id', 'n')
-  for _, scope in ipairs({m[1], '*'}) do
-    local base = N.idx .. scope .. ':'
+  local m = redis.call('HMGET', N.m, 'tenant', 'template_id', 'nt', 'n')
+  for i, scope in ipairs({m[1], '*'}) do
+    local base, score = N.idx .. scope .. ':', m[2 + i]
     if old then
       redis.call('ZREM', base .. 's:' .. old, N.mid)
       redis.call('ZREM', base .. 'st:' .. old .. ':' .. m[2], N.mid)
     end
-    redis.call('ZADD', base .. 's:' .. new, m[3], N.mid)
-    redis.call('ZADD', base .. 'st:' .. new .. ':' .. m[2], m[3], N.mid)
+    redis.call('ZADD', base .. 's:' .. new, score, N.mid)
+    redis.call('ZADD', base .. 'st:' .. new .. ':' .. m[2], score, N.mid)
   end
 end
 
