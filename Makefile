@@ -20,10 +20,26 @@ up: $(STAMP)  ## the whole service: Redis (embedded if none answers), a worker, 
 test: $(STAMP)  ## the whole suite, against real Redis servers it starts itself
 	$(BIN)/pytest
 
+soak: $(STAMP)  ## heavy fault and load variants: 10,000 deploys, repeated Redis restarts and worker kills
+	$(BIN)/pytest -m soak -s --timeout=1800
+
 lint: $(STAMP)  ## ruff + mypy (strict)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+CELERY_VENV := bench/.venv-celery
+
+# Celery 5.7 needs redis-py >= 6.1 and ARQ pins it below 6: the Celery baseline gets its own virtualenv.
+$(CELERY_VENV)/.installed: bench/requirements-celery.txt
+	$(PYTHON) -m venv $(CELERY_VENV)
+	$(CELERY_VENV)/bin/pip install --quiet -r bench/requirements-celery.txt
+	touch $@
+
+bench: $(STAMP) $(CELERY_VENV)/.installed  ## benchmarks vs bare ARQ, Celery, bare Strawberry (< 10 min): table + bench/results/*.json
+	@command -v wrk >/dev/null 2>&1 || { \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	PYTHONPATH=. $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 schema: $(STAMP)  ## write schema.graphql (the committed SDL) from the code
 	$(BIN)/python -c "from config.settings import Settings; from schema.schema import build_schema; print(build_schema(Settings()).as_str())" > schema.graphql

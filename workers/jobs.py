@@ -39,6 +39,8 @@ async def expire_mission(ctx: dict[str, Any], mission_id: str) -> str:
 async def reap_leases(ctx: dict[str, Any]) -> dict[str, int]:
     """Cron: run again the attempts whose worker stopped renewing the lease; expire overdue missions."""
     runtime = _runtime(ctx)
+    if not runtime.may_reap:
+        return {"requeued": 0, "expired": 0}  # Redis just came back: live workers renew first
     store = runtime.store
     now_ms = int(time.time() * 1000)
     requeued = 0

@@ -8,6 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -36,7 +37,7 @@ def retry_delay_ms(runtime: WorkerRuntime, failures: int) -> int:
     return int(min(s.retry_backoff_seconds * 2**failures, s.retry_backoff_max_seconds) * 1000)
 
 
-async def persistently(call: Callable[[], Awaitable[T]], give_up_after: float) -> T:
+async def persistently(call: Callable[[], Awaitable[T]], give_up_after: float, max_delay: float = 1.0) -> T:
     """Retry a call through a Redis outage (a restart, a failover) for a while before giving up.
 
     Recording how an attempt ended is worth waiting for; if Redis stays away longer, the lease
@@ -52,7 +53,7 @@ async def persistently(call: Callable[[], Awaitable[T]], give_up_after: float) -
                 raise
             log.warning("Redis unavailable; retrying in %.2fs", delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, max_delay)
 
 
 async def run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attempt: int) -> dict[str, Any]:
@@ -114,38 +115,66 @@ async def _run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attem
     )
     until_deadline = started.deadline_ms / 1000 - time.time()
     job_timeout = float(job["timeout"]) if job.get("timeout") else math.inf
-    limit = max(0.0, min(job_timeout, until_deadline))
     key = (mission_id, role, attempt)
     task = asyncio.create_task(agent(ctx), name=f"agent {mission_id}:{role}:{attempt}")
-    runtime.track(key, task)
+    runtime.track(key, task)  # its lease is renewed until its end is recorded, outages included
+    try:
+        ending = await _await_agent(task, job_timeout, until_deadline)
+        if isinstance(ending, Expired):
+            await asyncio.shield(persistently(lambda: store.stop(mission_id, MissionStatus.EXPIRED), give_up_after))
+            return {"ran": True, "outcome": "expired"}
+        if isinstance(ending, Stopped):
+            if ending.shutting_down:  # hand the attempt back so another worker runs it now
+                await finish("release", "")
+                raise asyncio.CancelledError
+            return {"ran": True, "outcome": "stopped"}  # the mission ended; its state is already stored
+        return await finish(ending.outcome, ending.payload, retryable=ending.retryable)
+    finally:
+        runtime.untrack(key)
+
+
+@dataclass(frozen=True)
+class Ended:
+    outcome: str  # ok | error
+    payload: str  # output JSON or error text
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class Expired:
+    """The mission's deadline passed while the agent ran."""
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The agent was stopped: the mission ended, the attempt was superseded, or the worker stops."""
+
+    shutting_down: bool
+
+
+async def _await_agent(task: asyncio.Task[Any], job_timeout: float, until_deadline: float) -> Ended | Expired | Stopped:
+    """Wait for the agent within its limits and say how it ended."""
+    limit = max(0.0, min(job_timeout, until_deadline))
     try:
         async with asyncio.timeout(None if math.isinf(limit) else limit):
             output = await task
     except TimeoutError:
         if job_timeout >= until_deadline:
-            await asyncio.shield(store.stop(mission_id, MissionStatus.EXPIRED))
-            return {"ran": True, "outcome": "expired"}
-        return await finish("error", f"timeout: the agent ran longer than its {job_timeout:g} s", retryable=True)
+            return Expired()
+        return Ended("error", f"timeout: the agent ran longer than its {job_timeout:g} s", retryable=True)
     except asyncio.CancelledError:
         current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            # The worker is shutting down: hand the attempt back so another worker runs it now.
-            await finish("release", "")
-            raise
-        return {"ran": True, "outcome": "stopped"}  # the mission ended; its state is already stored
+        return Stopped(shutting_down=current is not None and current.cancelling() > 0)
     except BudgetExceeded as exc:
-        return await finish("error", f"budget_exceeded: {exc.message}")
+        return Ended("error", f"budget_exceeded: {exc.message}")
     except JobStopped:
-        return {"ran": True, "outcome": "stopped"}
+        return Stopped(shutting_down=False)
     except Exception as exc:
-        return await finish("error", f"{type(exc).__name__}: {exc}"[:MAX_ERROR], retryable=is_retryable(exc))
-    finally:
-        runtime.untrack(key)
-
+        return Ended("error", f"{type(exc).__name__}: {exc}"[:MAX_ERROR], retryable=is_retryable(exc))
     try:
         payload = json.dumps(output, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        return await finish("error", f"output is not JSON-serialisable: {exc}"[:MAX_ERROR])
+        return Ended("error", f"output is not JSON-serialisable: {exc}"[:MAX_ERROR])
     if len(payload) > MAX_OUTPUT_BYTES:
-        return await finish("error", f"output of {len(payload)} bytes is above the limit of {MAX_OUTPUT_BYTES}")
-    return await finish("ok", payload)
+        return Ended("error", f"output of {len(payload)} bytes is above the limit of {MAX_OUTPUT_BYTES}")
+    return Ended("ok", payload)

@@ -8,11 +8,13 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Coroutine
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from config.settings import Settings
 from mission.connections import redis_client
@@ -39,6 +41,18 @@ class WorkerRuntime:
         self.running: dict[Attempt, asyncio.Task[Any]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._listening = {"wake": asyncio.Event(), "control": asyncio.Event()}
+        # The reaper waits a lease after start and after an outage (see redis_back): a lease that
+        # lapsed while this worker could not see Redis says nothing yet about the worker holding it.
+        self.reap_after = time.monotonic() + settings.lease_seconds
+
+    def redis_back(self) -> None:
+        """Redis answers again after an outage: leases lapsed meanwhile are not a sign of dead
+        workers until the live ones have had a lease's time to renew theirs."""
+        self.reap_after = time.monotonic() + self.settings.lease_seconds
+
+    @property
+    def may_reap(self) -> bool:
+        return time.monotonic() >= self.reap_after
 
     @property
     def lease_ms(self) -> int:
@@ -116,8 +130,9 @@ class WorkerRuntime:
             attempts = list(self.running)
             try:
                 stale = set(await self.store.heartbeat(attempts, self.lease_ms))
-            except Exception:
-                log.exception("lease renewal failed; retrying")
+            except (RedisError, OSError) as exc:
+                log.warning("lease renewal failed (%s); retrying", exc)
+                self.redis_back()  # when Redis answers again, give the leases time to be renewed
                 continue
             for attempt in attempts:
                 task = self.running.get(attempt)

@@ -94,17 +94,23 @@ class MissionWorker(Worker):
         if not self._pool:
             return
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-        await self.pool.delete(self.health_check_key)
+        with contextlib.suppress(RedisError, OSError):  # Redis may be away; shut down all the same
+            await self.pool.delete(self.health_check_key)
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)
         await self.pool.aclose(close_connection_pool=True)
         self._pool = None
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """ARQ's, one job at a time: if Redis fails mid-way, the slot ARQ counted is given back."""
+        """ARQ's, one job at a time: a job this worker is already running is not started twice
+        (its in-progress key may have lapsed during a Redis outage), and if Redis fails mid-way,
+        the slot ARQ counted is given back."""
         for job_id in job_ids:
             if self.job_counter >= self.max_jobs:
                 return
+            running = self.tasks.get(job_id.decode())
+            if running is not None and not running.done():
+                continue
             try:
                 await super().start_jobs([job_id])
             except (RedisError, OSError):
@@ -137,6 +143,8 @@ class MissionWorker(Worker):
                 log.warning("Redis unavailable (%s); polling again in %.1fs", exc, outage)
                 await asyncio.sleep(outage)
                 continue
+            if outage and isinstance(runtime := self.ctx.get("runtime"), WorkerRuntime):
+                runtime.redis_back()
             outage = 0.0
             if self.burst:
                 if 0 <= self.max_burst_jobs <= self._jobs_started():

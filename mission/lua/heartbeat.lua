@@ -9,7 +9,9 @@ for i = 3, #ARGV, 4 do
   local j = redis.call('HMGET', ARGV[i + 1], 'status', 'attempt')
   if j[1] == 'RUNNING' and j[2] == ARGV[i + 2] then
     redis.call('ZADD', ARGV[2], expiry, ARGV[i])
-    redis.call('PEXPIRE', ARGV[i + 3], lease_ms)
+    -- SET, not PEXPIRE: the key may have expired while Redis was away, and without it ARQ would
+    -- start this job a second time
+    redis.call('SET', ARGV[i + 3], '1', 'PX', lease_ms)
   else
     stop[#stop + 1] = ARGV[i]
   end
