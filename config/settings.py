@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(12, ge=1, le=100)
     max_query_tokens: int = Field(2_000, ge=10)
     max_query_aliases: int = Field(30, ge=1)
+    max_query_fields: int = Field(200, ge=1, description="fields one query may select")
     max_subscriptions_per_connection: int = Field(20, ge=1, le=10_000)
     max_request_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")
 

@@ -107,7 +107,10 @@ class PubSubHub:
                         await self._pubsub.execute_command("SUBSCRIBE", channel)
             state.subscribers.add(sub)
         try:
-            await asyncio.wait_for(state.confirmed.wait(), timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the confirmation does, leaving the subscriber running forever
+            async with asyncio.timeout(timeout):
+                await state.confirmed.wait()
             yield sub
         finally:
             async with self._lock:

@@ -9,20 +9,13 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import MaxTokensLimiter
 from strawberry.types import ExecutionContext
 
 from config.settings import Settings
 from resolvers import mutation, query, subscription
 from schema.errors import CancelMissionResult, DeployMissionResult
+from schema.limits import ReportingParserCache, Validation, limit_rules
 from schema.masking import MaskUnexpectedErrors, is_expected
 from schema.types import DepartmentGraph, Mission, MissionConnection, MissionEvent, MissionTemplate
 
@@ -79,18 +72,14 @@ class Subscription:
 
 
 def extensions(settings: Settings) -> list[Any]:
-    """Factories: Strawberry builds fresh extensions per operation (the caches are shared)."""
-    found: list[Any] = [
+    """Factories (Strawberry builds fresh extensions per operation); caches and rules are shared."""
+    rules = limit_rules(settings)
+    return [
         MaskUnexpectedErrors,
-        partial(ParserCache, maxsize=1024),
-        partial(ValidationCache, maxsize=1024),
-        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_query_aliases),
+        partial(ReportingParserCache, maxsize=1024),
+        partial(Validation, rules, max_fields=settings.max_query_fields),
     ]
-    if not settings.introspection:
-        found.append(partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
-    return found
 
 
 class MissionSchema(strawberry.Schema):

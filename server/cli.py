@@ -15,9 +15,7 @@ from server import deploy_cli
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from server.app import create_app
+    from server.app import create_app, serve
     from server.auth import ExposedWithoutKeys
 
     settings = settings.model_copy(update={"host": args.host or settings.host})
@@ -27,15 +25,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except ExposedWithoutKeys as exc:
         print(f"mission-service: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=port,
-        log_level=args.log_level.lower(),
-        log_config=None,
-        lifespan="on",
-        ws_max_size=settings.max_request_bytes,
-    )
+    serve(app, settings, port=port, log_level=args.log_level)
     return 0
 
 

@@ -9,10 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import uvicorn
-
 from config.settings import Settings
-from server.app import create_app
+from server.app import create_app, serve
 from server.auth import Authenticator, ExposedWithoutKeys
 from server.redis_local import LocalRedis, answers
 
@@ -46,7 +44,7 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
     port = settings.port if port is None else port
     print(f"\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None, lifespan="on")
+        serve(create_app(settings), settings, port=port)
     finally:
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
