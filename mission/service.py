@@ -161,7 +161,7 @@ class MissionService:
                 return replay, False
         if admit is not None:
             await admit()
-        created, mission_id = await self.store.create(
+        created = await self.store.create(
             new_mission_id(),
             tenant,
             plan,
@@ -169,10 +169,12 @@ class MissionService:
             retention_seconds=self.settings.retention_seconds,
             client=arq_pool,
         )
-        record = await self.store.read_one(mission_id)
-        if record is None:  # an idempotency key whose mission has since been removed
-            raise MissionNotFound(mission_id)
-        return record, created
+        if isinstance(created, MissionRecord):
+            return created, True
+        record = await self.store.read_one(created)  # the key was used meanwhile: that mission
+        if record is None:
+            raise MissionNotFound(created)
+        return record, False
 
     async def get_mission(
         self, mission_id: str, *, tenant: str | None = None, outputs: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 from graphql import (
     ASTValidationRule,
@@ -41,6 +42,7 @@ class _FieldCounter(Visitor):
         self.fields += 1
 
 
+@lru_cache(maxsize=1024)  # documents come from the parser cache: the same query, the same answer
 def shape_problem(document: DocumentNode, operation_name: str | None, max_fields: int) -> str | None:
     """Refusals cheap enough to make before validation: a query selecting more fields than
     ``max_fields`` (validation compares sibling fields pairwise, so a wide query would stall the

@@ -263,3 +263,13 @@ async def test_spend_refuses_bad_amounts(service: MissionService) -> None:
     for bad in ("-1", "NaN", "Infinity", "abc", "1e30"):
         with pytest.raises(ValueError):
             charge_cents(bad)
+
+
+async def test_the_deployed_record_is_exactly_what_redis_holds(service: MissionService) -> None:
+    """deploy builds the new mission's record instead of reading it back: the two must agree."""
+    for template, config in (("two_stage", {"budget": "12.34"}), ("timeout", None), ("fanout", {"ttl": 99})):
+        record, created = await service.deploy(template, config, idempotency_key=f"k-{template}")
+        assert created
+        assert record == await service.store.read_one(record.id)
+        replay, created = await service.deploy(template, config, idempotency_key=f"k-{template}")
+        assert not created and replay == record

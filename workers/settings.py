@@ -11,6 +11,7 @@ from typing import Any
 
 from arq.connections import create_pool
 from arq.cron import cron
+from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
 
@@ -102,21 +103,28 @@ class MissionWorker(Worker):
         self._pool = None
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """ARQ's, one job at a time: a job this worker is already running is not started twice
-        (its in-progress key may have lapsed during a Redis outage), and if Redis fails mid-way,
-        the slot ARQ counted is given back."""
-        for job_id in job_ids:
-            if self.job_counter >= self.max_jobs:
-                return
-            running = self.tasks.get(job_id.decode())
-            if running is not None and not running.done():
-                continue
-            try:
-                await super().start_jobs([job_id])
-            except (RedisError, OSError):
-                self.job_counter -= 1
-                self.sem.release()
-                raise
+        """Start due jobs, as many as there are free slots. ARQ claims each job with a WATCH/MULTI
+        transaction (four round trips); here one Lua script claims them all. A job this worker is
+        already running is not claimed again (its in-progress key may have lapsed during an outage).
+        """
+        runtime = self.ctx.get("runtime")
+        if not isinstance(runtime, WorkerRuntime) or not self.allow_pick_jobs:
+            return
+        free = self.max_jobs - self.job_counter
+        candidates = [
+            job_id
+            for job_id in (raw.decode() for raw in job_ids)
+            if job_id not in self.tasks or self.tasks[job_id].done()
+        ]
+        if free <= 0 or not candidates:
+            return
+        in_progress_ms = int(self.in_progress_timeout_s * 1000)
+        for job_id, score in await runtime.store.claim(candidates, free, timestamp_ms(), in_progress_ms):
+            await self.sem.acquire()  # never waits: at most `free` jobs are claimed
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
     async def main(self) -> None:
         if self._pool is None:

@@ -43,4 +43,4 @@ end
 enqueue('expire_mission', N.mid .. ':deadline', '["' .. N.mid .. '"]', deadline, t)
 redis.call('ZADD', N.deadlines, deadline, N.mid)
 wake()
-return {'created', N.mid}
+return {'created', N.mid, t, deadline}
