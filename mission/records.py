@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from mission import codec
 from mission.models import JobStatus, MissionStatus
 from mission.money import from_cents
 
@@ -74,8 +74,8 @@ class JobRecord:
             attempt=int(raw.get("attempt", 0)),
             attempts=int(raw.get("tries", 0)),
             failures=int(raw.get("failures", 0)),
-            depends_on=tuple(json.loads(raw["depends_on"])),
-            dependents=tuple(json.loads(raw["dependents"])),
+            depends_on=tuple(codec.loads(raw["depends_on"])),
+            dependents=tuple(codec.loads(raw["dependents"])),
             budget=Budget(int(raw["allocated"]), int(raw.get("spent", 0))),
             progress=float(raw.get("progress") or 0),
             message=raw.get("message", ""),
@@ -109,6 +109,7 @@ class MissionRecord:
     dependencies: dict[str, list[str]]
     jobs: tuple[JobRecord, ...]
     idempotency_key: str | None
+    outputs_loaded: bool = False  # whether the jobs' `output` were read (else they are None)
 
     @property
     def job_ids(self) -> list[str]:
@@ -118,7 +119,7 @@ class MissionRecord:
     def parse(cls, raw: dict[str, Any]) -> MissionRecord:
         outputs = raw.get("outputs") or {}
         mission_id = raw["id"]
-        graph = json.loads(raw["graph"])
+        graph = codec.loads(raw["graph"])
         return cls(
             id=mission_id,
             tenant=raw["tenant"],
@@ -130,7 +131,7 @@ class MissionRecord:
             finished_at=ms_to_datetime(raw.get("finished_at")),
             failure_reason=raw.get("failure_reason") or None,
             outcome_logic_hash=raw["outcome_logic_hash"],
-            config=json.loads(raw["config"]),
+            config=codec.loads(raw["config"]),
             budget=Budget(int(raw["budget"]), int(raw.get("spent", 0))),
             policy=raw.get("policy", "all"),
             seq=int(raw.get("seq", 0)),
@@ -138,11 +139,12 @@ class MissionRecord:
             dependencies=graph["dependencies"],
             jobs=tuple(JobRecord.parse(mission_id, job, _output(outputs.get(job["role"]))) for job in raw["jobs"]),
             idempotency_key=raw.get("idempotency_key") or None,
+            outputs_loaded="outputs" in raw,
         )
 
 
 def _output(raw: str | None) -> Any:
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else codec.loads(raw)
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class Event:
 
     @classmethod
     def parse(cls, raw: str | bytes) -> Event:
-        d = json.loads(raw)
+        d = codec.loads(raw)
         return cls(
             seq=d["seq"],
             mission_id=d["missionId"],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from mission import codec
 from mission.keys import Keys
 from mission.models import JobStatus, MissionStatus
 from mission.plan import Plan
@@ -31,7 +31,7 @@ def _text(value: Any) -> Any:
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return codec.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -221,9 +221,9 @@ class MissionStore:
             return str(result[0])
         _, config, deadline, flat, outputs = result
         job = dict(zip(flat[::2], flat[1::2], strict=True))
-        roles = json.loads(job["depends_on"])
-        upstream = {r: (None if o is None else json.loads(o)) for r, o in zip(roles, outputs, strict=True)}
-        return Started(config=json.loads(config), deadline_ms=int(deadline), job=job, upstream=upstream)
+        roles = codec.loads(job["depends_on"])
+        upstream = {r: (None if o is None else codec.loads(o)) for r, o in zip(roles, outputs, strict=True)}
+        return Started(config=codec.loads(config), deadline_ms=int(deadline), job=job, upstream=upstream)
 
     async def finish_job(
         self,
@@ -309,7 +309,7 @@ class MissionStore:
         args: list[Any] = ["1" if outputs else "0"]
         for mission_id in mission_ids:
             args += [self.keys.mission(mission_id), self.keys.job(mission_id, ""), self.keys.outputs(mission_id)]
-        raw = json.loads(_text(await self.scripts.run("read", *args)))
+        raw = codec.loads(_text(await self.scripts.run("read", *args)))
         if isinstance(raw, dict):  # cjson encodes an empty list as {}
             raw = []
         return [None if item is None else MissionRecord.parse(item) for item in raw]
@@ -362,7 +362,7 @@ class MissionStore:
             for mission_id in mission_ids:
                 pipe.hgetall(self.keys.outputs(mission_id))
             rows = await pipe.execute()
-        return [{_text(k): json.loads(v) for k, v in row.items()} for row in rows]
+        return [{_text(k): codec.loads(v) for k, v in row.items()} for row in rows]
 
     async def stats(self, now_ms: int) -> Stats:
         """Cluster-wide figures for /metrics, in two round trips."""

@@ -50,13 +50,18 @@ class Loaders:
 
     def __init__(self, store: MissionStore) -> None:
         self._store = store
-        self.missions: DataLoader[str, MissionRecord | None] = DataLoader(self._missions, cache=False)
+        # keyed by (mission id, with its jobs' outputs)
+        self.missions: DataLoader[tuple[str, bool], MissionRecord | None] = DataLoader(self._missions, cache=False)
         self.outputs: DataLoader[tuple[str, int], dict[str, Any]] = DataLoader(self._outputs, cache=False)
 
-    async def _missions(self, ids: list[str]) -> list[MissionRecord | None]:
-        unique = list(dict.fromkeys(ids))
-        found = dict(zip(unique, await self._store.read(unique), strict=True))
-        return [found[i] for i in ids]
+    async def _missions(self, keys: list[tuple[str, bool]]) -> list[MissionRecord | None]:
+        found: dict[tuple[str, bool], MissionRecord | None] = {}
+        for outputs in (False, True):
+            unique = list(dict.fromkeys(i for i, o in keys if o is outputs))
+            if unique:
+                records = await self._store.read(unique, outputs=outputs)
+                found.update(zip(((i, outputs) for i in unique), records, strict=True))
+        return [found[key] for key in keys]
 
     async def _outputs(self, keys: list[tuple[str, int]]) -> list[dict[str, Any]]:
         unique = list(dict.fromkeys(mission_id for mission_id, _ in keys))

@@ -11,6 +11,7 @@ from mission.service import is_mission_id, is_text
 from mission.store import MAX_PAGE, InvalidCursor
 from mission.templates import department_stages
 from resolvers.context import Context
+from resolvers.selection import selects
 from schema.types import DepartmentGraph, Mission, MissionConnection, MissionEdge, MissionTemplate, PageInfo
 
 Info = strawberry.Info[Context, None]
@@ -28,7 +29,7 @@ def template(info: Info, id: strawberry.ID) -> MissionTemplate | None:
 async def mission(info: Info, id: strawberry.ID) -> Mission | None:
     if not is_mission_id(id):
         return None
-    record = await info.context.loaders.missions.load(id)
+    record = await info.context.loaders.missions.load((id, selects(info, "jobs", "output")))
     if record is None or not info.context.caller.can_see(record.tenant):
         return None
     return Mission.of(record)
@@ -56,7 +57,8 @@ async def missions(
         )
     except InvalidCursor as exc:
         raise MissionError(f"after: {exc}") from None
-    records = await info.context.loaders.missions.load_many(page.ids)
+    outputs = selects(info, "edges", "node", "jobs", "output") or selects(info, "nodes", "jobs", "output")
+    records = await info.context.loaders.missions.load_many([(i, outputs) for i in page.ids])
     edges = [
         MissionEdge(cursor=cursor, node=Mission.of(record))
         for cursor, record in zip(page.cursors, records, strict=True)

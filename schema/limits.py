@@ -81,12 +81,19 @@ class Validation(SchemaExtension):
         yield
 
 
-class ReportingParserCache(ParserCache):
-    """Strawberry's parser cache, except that a document that does not parse is left to Strawberry's
-    own parsing step, which reports the error on every transport (websockets included)."""
+class Parsing(ParserCache):
+    """Strawberry's parser cache with a token limit (one extension where Strawberry uses two: every
+    extension costs a little on each subscription event). A document that does not parse is left to
+    Strawberry's own parsing step, which reports the error on every transport (websockets included).
+    """
+
+    def __init__(self, max_tokens: int, maxsize: int = 1024) -> None:
+        super().__init__(maxsize=maxsize)
+        self.max_tokens = max_tokens
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
+        context.parse_options["max_tokens"] = self.max_tokens
         try:
             context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
         except GraphQLError:

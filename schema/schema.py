@@ -9,13 +9,12 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter
 from strawberry.types import ExecutionContext
 
 from config.settings import Settings
 from resolvers import mutation, query, subscription
 from schema.errors import CancelMissionResult, DeployMissionResult
-from schema.limits import ReportingParserCache, Validation, limit_rules
+from schema.limits import Parsing, Validation, limit_rules
 from schema.masking import MaskUnexpectedErrors, is_expected
 from schema.types import DepartmentGraph, Mission, MissionConnection, MissionEvent, MissionTemplate
 
@@ -76,8 +75,7 @@ def extensions(settings: Settings) -> list[Any]:
     rules = limit_rules(settings)
     return [
         MaskUnexpectedErrors,
-        partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        partial(ReportingParserCache, maxsize=1024),
+        partial(Parsing, max_tokens=settings.max_query_tokens),
         partial(Validation, rules, max_fields=settings.max_query_fields),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -191,6 +192,7 @@ class MissionConfig:
 class AgentJob:
     _job: strawberry.Private[JobRecord]
     _seq: strawberry.Private[int]
+    _outputs_loaded: strawberry.Private[bool]
     id: strawberry.ID
     department: str
     role: str
@@ -206,10 +208,11 @@ class AgentJob:
     budget: BudgetUsage
 
     @classmethod
-    def of(cls, job: JobRecord, seq: int) -> AgentJob:
+    def of(cls, job: JobRecord, seq: int, outputs_loaded: bool = False) -> AgentJob:
         return cls(
             _job=job,
             _seq=seq,
+            _outputs_loaded=outputs_loaded,
             id=strawberry.ID(job.id),
             department=job.department,
             role=job.role,
@@ -226,11 +229,18 @@ class AgentJob:
         )
 
     @strawberry.field(description="The agent's result, once it succeeded (kept for the retention period).")
-    async def output(self, info: strawberry.Info[Context, None]) -> JSON | None:
+    def output(self, info: strawberry.Info[Context, None]) -> JSON | None:
         if self._job.status is not models.JobStatus.SUCCEEDED:
             return None
-        outputs: dict[str, Any] = await info.context.loaders.outputs.load((self._job.mission_id, self._seq))
-        return outputs.get(self._job.role)
+        if self._outputs_loaded:  # read with the mission, in the same round trip
+            return JSON(self._job.output)
+        # not read with the mission: one batched read for all the jobs that ask (GraphQL awaits it)
+        pending = info.context.loaders.outputs.load((self._job.mission_id, self._seq))
+        return _role_output(pending, self._job.role)  # type: ignore[return-value]
+
+
+async def _role_output(outputs: Awaitable[dict[str, Any]], role: str) -> Any:
+    return (await outputs).get(role)
 
 
 @strawberry.type(description="A deployed mission and its squad.")
@@ -281,7 +291,8 @@ class Mission:
 
     @strawberry.field
     def jobs(self) -> list[AgentJob]:
-        return [AgentJob.of(job, self._record.seq) for job in self._record.jobs]
+        r = self._record
+        return [AgentJob.of(job, r.seq, r.outputs_loaded) for job in r.jobs]
 
     @strawberry.field(description="The department graph with each department's live status.")
     def graph(self) -> DepartmentGraph:

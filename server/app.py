@@ -31,6 +31,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from config.settings import Settings
+from mission import codec
 from mission.connections import redis_client
 from mission.events import PubSubHub
 from mission.ratelimit import RateLimiter
@@ -120,6 +121,9 @@ class MissionGraphQL(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_html())
+
+    def encode_json(self, data: object) -> bytes:
+        return codec.dump_bytes(data)
 
     def decode_json(self, data: str | bytes) -> object:
         """Any text the decoder cannot take is "not JSON" (websocket frames included)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 from arq.worker import Retry
 from redis.exceptions import RedisError
 
+from mission import codec
 from mission.agents import resolve_agent
 from mission.errors import AgentNotFound, BudgetExceeded, JobStopped
 from mission.logs import bound
@@ -172,7 +172,7 @@ async def _await_agent(task: asyncio.Task[Any], job_timeout: float, until_deadli
     except Exception as exc:
         return Ended("error", f"{type(exc).__name__}: {exc}"[:MAX_ERROR], retryable=is_retryable(exc))
     try:
-        payload = json.dumps(output, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        payload = codec.dumps(output)
     except (TypeError, ValueError) as exc:
         return Ended("error", f"output is not JSON-serialisable: {exc}"[:MAX_ERROR])
     if len(payload) > MAX_OUTPUT_BYTES:
