@@ -201,11 +201,18 @@ class AgentJob:
     attempts: int = strawberry.field(description="Tries started so far.")
     progress: float = strawberry.field(description="0..1, as the agent last reported.")
     message: str = strawberry.field(description="The agent's last progress message.")
-    depends_on: list[strawberry.ID] = strawberry.field(description="Job ids that must succeed first.")
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
-    budget: BudgetUsage
+
+    # Computed only when asked for: a mission's jobs are many, and most views select a few fields.
+    @strawberry.field(description="Job ids that must succeed first.")
+    def depends_on(self) -> list[strawberry.ID]:
+        return [strawberry.ID(f"{self._job.mission_id}:{r}") for r in self._job.depends_on]
+
+    @strawberry.field
+    def budget(self) -> BudgetUsage:
+        return BudgetUsage.of(self._job.budget)
 
     @classmethod
     def of(cls, job: JobRecord, seq: int, outputs_loaded: bool = False) -> AgentJob:
@@ -221,11 +228,9 @@ class AgentJob:
             attempts=job.attempts,
             progress=job.progress,
             message=job.message,
-            depends_on=[strawberry.ID(f"{job.mission_id}:{r}") for r in job.depends_on],
             started_at=job.started_at,
             finished_at=job.finished_at,
             error=job.error,
-            budget=BudgetUsage.of(job.budget),
         )
 
     @strawberry.field(description="The agent's result, once it succeeded (kept for the retention period).")
