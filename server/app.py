@@ -122,8 +122,9 @@ class MissionGraphQL(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_html())
 
-    def encode_json(self, data: object) -> bytes:
-        return codec.dump_bytes(data)
+    def encode_json(self, data: object) -> str:
+        # text, not bytes: Strawberry sends bytes as binary websocket frames, which clients refuse
+        return codec.dumps(data)
 
     def decode_json(self, data: str | bytes) -> object:
         """Any text the decoder cannot take is "not JSON" (websocket frames included)."""

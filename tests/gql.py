@@ -57,6 +57,7 @@ class WsClient:
 
     async def receive(self, timeout: float = 10.0) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        assert isinstance(raw, str), f"a binary frame: {raw[:80]!r}"  # both protocols speak text frames
         message: dict[str, Any] = json.loads(raw)
         return message
 
