@@ -1,10 +1,11 @@
-"""API keys: who is calling. Keys live only in settings and are never logged. They are looked up by
-their sha256, so neither the lookup nor its timing depends on the key's characters (finding a key
-from its hash is infeasible); a key's id in logs is a short prefix of that hash."""
+"""API keys: who is calling. Keys live only in settings and are never logged (a key's id in logs is
+a short prefix of its sha256). A presented key's hash is compared with every configured key's hash
+in constant time, with no early exit, so timing says nothing about any key."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import logging
 from collections.abc import Mapping
@@ -64,7 +65,12 @@ class Authenticator:
             return OPEN_PRINCIPAL
         if not key:
             return None
-        return self._grants.get(_digest(key))
+        presented = _digest(key)
+        found = None
+        for digest, principal in self._grants.items():
+            if hmac.compare_digest(digest, presented):
+                found = principal
+        return found
 
     def from_header(self, value: str | None) -> Principal | None:
         """``Authorization: Bearer <key>``."""

@@ -1,0 +1,73 @@
+"""`mission-service up`: the whole service in one process tree, a local Redis that keeps its data."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from server.redis_local import free_port
+from tests.conftest import TEST_TEMPLATES, eventually
+from tests.processes import Child, service_env
+
+pytestmark = pytest.mark.timeout(120)
+
+DEPLOY = 'mutation { deployMission(templateId: "two_stage") { ... on MissionDeployed { mission { id } } } }'
+
+
+def up(tmp_path: Path, port: int, round_: int) -> Child:
+    env = service_env("unused", TEST_TEMPLATES, port=port)
+    del env["MISSION_REDIS_URL"]  # none configured: `up` starts its own Redis
+    return Child(["up", "--data-dir", str(tmp_path / "data")], env, tmp_path / f"up-{round_}.log")
+
+
+async def status_of(client: httpx.AsyncClient, url: str, mission_id: str) -> str | None:
+    query = f'{{ mission(id: "{mission_id}") {{ status }} }}'
+    mission = (await client.post(url, json={"query": query})).json()["data"]["mission"]
+    return None if mission is None else str(mission["status"])
+
+
+async def test_up_serves_everything_stops_cleanly_and_keeps_missions(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(timeout=5) as client:
+
+        async def ready() -> bool:
+            try:
+                return (await client.get(f"{base}/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        first = up(tmp_path, port, 1)
+        await eventually(ready, timeout=60, interval=0.1)
+        assert f"GraphiQL: {base}/graphql" in first.log_path.read_text()
+        page = await client.get(f"{base}/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+        deployed = (await client.post(f"{base}/graphql", json={"query": DEPLOY})).json()
+        mission_id = deployed["data"]["deployMission"]["mission"]["id"]
+
+        async def succeeded() -> bool:
+            return await status_of(client, f"{base}/graphql", mission_id) == "SUCCEEDED"
+
+        await eventually(succeeded, timeout=30, interval=0.1)  # the worker `up` started ran it
+
+        children = psutil.Process(first.pid).children(recursive=True)
+        assert {"redis-server"} <= {c.name() for c in children}  # its own Redis, and a worker
+        assert len(children) >= 2
+        os.kill(first.pid, signal.SIGINT)  # Ctrl-C
+        assert first.process.wait(30) == 0
+        _, alive = psutil.wait_procs(children, timeout=15)
+        assert alive == []  # nothing left behind
+
+        second = up(tmp_path, port, 2)  # the same data directory: the mission is still there
+        try:
+            await eventually(ready, timeout=60, interval=0.1)
+            assert await status_of(client, f"{base}/graphql", mission_id) == "SUCCEEDED"
+        finally:
+            os.kill(second.pid, signal.SIGINT)
+            second.process.wait(30)
