@@ -16,7 +16,7 @@ import httpx
 import psutil
 from redis.asyncio import Redis
 
-from server.redis_local import LocalRedis, free_port
+from server.redis_local import LocalRedis, free_port, stop_process
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -90,13 +90,7 @@ class Child:
         return cpu_seconds(self.ps)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         self._log.close()
 
 

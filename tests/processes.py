@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from mission.keys import Keys
 from mission.records import Event
+from server.redis_local import stop_process
 from tests.conftest import REPO, TEST_SETTINGS, TEST_TEMPLATES
 
 
@@ -79,15 +80,9 @@ class Child:
 
     def stop(self) -> int:
         """SIGTERM (a graceful shutdown), SIGKILL after 15 s; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = stop_process(self.process, timeout=15)
         self._log.close()
-        return self.process.returncode
+        return code
 
     def __repr__(self) -> str:
         return f"<{' '.join(self.argv)} pid={self.pid} rc={self.process.returncode} log={self.log_path}>"
