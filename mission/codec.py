@@ -14,7 +14,8 @@ def dumps(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        # ASCII escapes: a lone surrogate stays valid JSON and encodable text
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 def loads(text: str | bytes) -> Any:

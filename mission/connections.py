@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from arq.connections import RedisSettings
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from config.settings import Settings
 
@@ -28,6 +28,11 @@ def _url_options(url: str) -> dict[str, Any]:
     }
 
 
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """redis-py's Sentinel pool raises when it runs out of connections; this one waits, as the
+    plain pool does."""
+
+
 def redis_client(settings: Settings, name: str) -> Redis:
     if settings.redis_sentinels:
         options = _url_options(settings.redis_url)
@@ -40,7 +45,10 @@ def redis_client(settings: Settings, name: str) -> Redis:
             **options,
         )
         client: Redis = sentinel.master_for(
-            settings.redis_sentinel_master, max_connections=settings.redis_max_connections
+            settings.redis_sentinel_master,
+            connection_pool_class=BlockingSentinelPool,
+            max_connections=settings.redis_max_connections,
+            timeout=settings.redis_pool_timeout_seconds,
         )
         return client
     pool = BlockingConnectionPool.from_url(

@@ -209,8 +209,13 @@ async def mission_events(
                     yield event
                     if event.terminal:
                         return
+                status = await store.status(mission_id)
+                if status is None or status.terminal:  # ended while we were catching up
+                    return
                 continue
-            if item.seq <= last:
+            if item.seq <= last:  # already sent (or a cursor past the log's end)
+                if item.terminal:
+                    return
                 continue
             last = item.seq
             yield item

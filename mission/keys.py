@@ -7,7 +7,8 @@ Per mission ``<id>`` (``mssn_<32 hex>``):
 
 - ``ms:m:<id>``            hash  the mission record: status, times, config JSON, budget and spent
                                  (cents), ``seq`` (last event number), ``pending`` (non-terminal jobs),
-                                 ``roles`` JSON, ``n`` (its position in the indexes)
+                                 ``roles`` JSON, ``n`` and ``nt`` (its deploy position among all
+                                 tenants' missions and among its tenant's: the index scores)
 - ``ms:m:<id>:j:<role>``   hash  one job: plan (agent, department, depends_on, allocation, timeout,
                                  max_tries) and state (status, attempt, failures, spent, progress…)
 - ``ms:m:<id>:out``        hash  role -> output JSON of succeeded jobs (expires after retention)
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from arq.constants import in_progress_key_prefix, job_key_prefix
 
@@ -130,6 +131,7 @@ class Keys:
             "ip": self.arq_in_progress_prefix,
         }
 
+    @lru_cache(maxsize=4096)  # noqa: B019 - one Keys per process; names are asked for on every transition
     def names(self, mission_id: str) -> str:
         """The JSON blob of names a Lua script needs for one mission."""
         return json.dumps(

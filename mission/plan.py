@@ -236,31 +236,59 @@ class Plan:
         return [job for job in self.jobs if not job.depends_on]
 
 
-def build_plan(template: Template, config: MissionConfig) -> Plan:
-    """The job graph: every agent of a department waits for every agent of its upstream departments."""
+@dataclass(frozen=True)
+class JobGraph:
+    """The part of a plan that depends on the template alone, computed once per template."""
+
+    stages: tuple[tuple[str, ...], ...]  # departments per stage
+    stage_of: dict[str, int]  # department -> stage
+    depends_on: dict[str, tuple[str, ...]]  # role -> upstream roles
+    dependents: dict[str, tuple[str, ...]]  # role -> downstream roles
+
+
+_graphs: dict[int, tuple[Template, JobGraph]] = {}
+
+
+def job_graph(template: Template) -> JobGraph:
+    """Every agent of a department waits for every agent of its upstream departments (cached)."""
+    cached = _graphs.get(id(template))
+    if cached is not None and cached[0] is template:
+        return cached[1]
     stages = department_stages(template)
-    stage_of = {dept: i for i, layer in enumerate(stages) for dept in layer}
     roles_of: dict[str, list[str]] = {}
     for agent in template.squad:
         roles_of.setdefault(agent.department, []).append(agent.role)
-    upstream_roles = {
-        dept: tuple(r for up in template.dependencies.get(dept, ()) for r in roles_of[up]) for dept in roles_of
-    }
+    upstream = {dept: tuple(r for up in template.dependencies.get(dept, ()) for r in roles_of[up]) for dept in roles_of}
+    downstream: dict[str, list[str]] = {agent.role: [] for agent in template.squad}
+    for agent in template.squad:
+        for role in upstream[agent.department]:
+            downstream[role].append(agent.role)
+    graph = JobGraph(
+        stages=tuple(tuple(s) for s in stages),
+        stage_of={dept: i for i, layer in enumerate(stages) for dept in layer},
+        depends_on={agent.role: upstream[agent.department] for agent in template.squad},
+        dependents={role: tuple(roles) for role, roles in downstream.items()},
+    )
+    _graphs[id(template)] = (template, graph)  # the template is kept, so its id stays its own
+    return graph
+
+
+def build_plan(template: Template, config: MissionConfig) -> Plan:
+    """The jobs of a mission: the template's graph, with the budget split over the agents."""
+    graph = job_graph(template)
     allocations = split_budget(to_cents(config.budget), [a.budget_share for a in template.squad])
-    jobs = []
-    for agent, cents in zip(template.squad, allocations, strict=True):
-        dependents = tuple(other.role for other in template.squad if agent.role in upstream_roles[other.department])
-        jobs.append(
-            PlannedJob(
-                role=agent.role,
-                department=agent.department,
-                agent=agent.agent,
-                depends_on=upstream_roles[agent.department],
-                dependents=dependents,
-                allocated_cents=cents,
-                timeout=agent.timeout,
-                max_tries=agent.max_tries,
-                stage=stage_of[agent.department],
-            )
+    jobs = tuple(
+        PlannedJob(
+            role=agent.role,
+            department=agent.department,
+            agent=agent.agent,
+            depends_on=graph.depends_on[agent.role],
+            dependents=graph.dependents[agent.role],
+            allocated_cents=cents,
+            timeout=agent.timeout,
+            max_tries=agent.max_tries,
+            stage=graph.stage_of[agent.department],
         )
-    return Plan(template=template, config=config, jobs=tuple(jobs), stages=tuple(tuple(s) for s in stages))
+        for agent, cents in zip(template.squad, allocations, strict=True)
+    )
+    return Plan(template=template, config=config, jobs=jobs, stages=graph.stages)

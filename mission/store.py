@@ -40,6 +40,7 @@ class Started:
 
     config: dict[str, Any]
     deadline_ms: int
+    remaining_ms: int  # until the deadline, by Redis's clock when the attempt started
     job: dict[str, str]
     upstream: dict[str, Any]  # role -> output
 
@@ -136,7 +137,7 @@ def decode_cursor(cursor: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidCursor("not a cursor from this service") from None
     kind, _, number = text.partition(":")
-    if kind != "n" or not number.isdigit():
+    if kind != "n" or not (number.isascii() and number.isdigit()):
         raise InvalidCursor("not a cursor from this service")
     return int(number)
 
@@ -219,11 +220,17 @@ class MissionStore:
         result = _text(result)
         if result[0] != "ok":
             return str(result[0])
-        _, config, deadline, flat, outputs = result
+        _, config, deadline, flat, outputs, remaining = result
         job = dict(zip(flat[::2], flat[1::2], strict=True))
         roles = codec.loads(job["depends_on"])
         upstream = {r: (None if o is None else codec.loads(o)) for r, o in zip(roles, outputs, strict=True)}
-        return Started(config=codec.loads(config), deadline_ms=int(deadline), job=job, upstream=upstream)
+        return Started(
+            config=codec.loads(config),
+            deadline_ms=int(deadline),
+            remaining_ms=int(remaining),
+            job=job,
+            upstream=upstream,
+        )
 
     async def finish_job(
         self,
@@ -276,13 +283,14 @@ class MissionStore:
         return [str(m) for m in _text(await self.scripts.run("heartbeat", *args))]
 
     async def claim(
-        self, candidates: Sequence[str], most: int, now_ms: int, in_progress_ms: int
+        self, most: int, now_ms: int, in_progress_ms: int, running: Sequence[str], scan: int = 2000
     ) -> list[tuple[str, int]]:
-        """Claim up to ``most`` due ARQ jobs for this worker (as ARQ's own start does), in one round trip."""
+        """Claim up to ``most`` due ARQ jobs for this worker (as ARQ's own start does), looking at
+        no more than ``scan`` due jobs, in one round trip; ``running`` are ids it already runs."""
         keys = self.keys
         flat = _text(
             await self.scripts.run(
-                "claim", keys.queue, keys.arq_in_progress_prefix, now_ms, in_progress_ms, most, *candidates
+                "claim", keys.queue, keys.arq_in_progress_prefix, now_ms, in_progress_ms, most, scan, *running
             )
         )
         return [(str(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
@@ -294,6 +302,18 @@ class MissionStore:
             mission_id, role, attempt = member.split("|")
             lapsed.append((mission_id, role, int(attempt)))
         return lapsed
+
+    async def active_missions(self, scope: str, limit: int = MAX_PAGE) -> list[str]:
+        """The newest queued and running missions of a tenant (``*``: of all)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for status in (MissionStatus.RUNNING, MissionStatus.QUEUED):
+                pipe.zrevrange(self.keys.index(scope, status.value), 0, limit - 1)
+            running, queued = _text(await pipe.execute())
+        return [str(m) for m in [*running, *queued]]
+
+    async def overdue_missions(self, now_ms: int, limit: int = 500) -> list[str]:
+        """Active missions past their deadline (the deadline jobs' backstop)."""
+        return [str(m) for m in _text(await self.redis.zrangebyscore(self.keys.deadlines, "-inf", now_ms, 0, limit))]
 
     async def stop(self, mission_id: str, status: MissionStatus, reason: str = "") -> tuple[str, str]:
         """Cancel or expire; (ok|noop|early|gone, status)."""

@@ -52,7 +52,7 @@ class Loaders:
         self._store = store
         # keyed by (mission id, with its jobs' outputs)
         self.missions: DataLoader[tuple[str, bool], MissionRecord | None] = DataLoader(self._missions, cache=False)
-        self.outputs: DataLoader[tuple[str, int], dict[str, Any]] = DataLoader(self._outputs, cache=False)
+        self.outputs: DataLoader[str, dict[str, Any]] = DataLoader(self._outputs, cache=False)
 
     async def _missions(self, keys: list[tuple[str, bool]]) -> list[MissionRecord | None]:
         found: dict[tuple[str, bool], MissionRecord | None] = {}
@@ -63,10 +63,10 @@ class Loaders:
                 found.update(zip(((i, outputs) for i in unique), records, strict=True))
         return [found[key] for key in keys]
 
-    async def _outputs(self, keys: list[tuple[str, int]]) -> list[dict[str, Any]]:
-        unique = list(dict.fromkeys(mission_id for mission_id, _ in keys))
+    async def _outputs(self, mission_ids: list[str]) -> list[dict[str, Any]]:
+        unique = list(dict.fromkeys(mission_ids))
         found = dict(zip(unique, await self._store.outputs(unique), strict=True))
-        return [found[mission_id] for mission_id, _ in keys]
+        return [found[mission_id] for mission_id in mission_ids]
 
 
 class NotAuthenticated(MissionError):

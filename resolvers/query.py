@@ -5,14 +5,20 @@ from __future__ import annotations
 import strawberry
 
 from mission.errors import MissionError
-from mission.graph import build_graph
 from mission.models import MissionStatus
 from mission.service import is_mission_id, is_text
-from mission.store import MAX_PAGE, InvalidCursor
-from mission.templates import department_stages
+from mission.store import InvalidCursor
 from resolvers.context import Context
 from resolvers.selection import selects
-from schema.types import DepartmentGraph, Mission, MissionConnection, MissionEdge, MissionTemplate, PageInfo
+from schema.types import (
+    DepartmentGraph,
+    Mission,
+    MissionConnection,
+    MissionEdge,
+    MissionTemplate,
+    PageInfo,
+    template_graph,
+)
 
 Info = strawberry.Info[Context, None]
 
@@ -52,7 +58,7 @@ async def missions(
             info.context.caller.scope,
             status=status,
             template_id=template_id,
-            first=min(first, MAX_PAGE),
+            first=first,
             after=after,
         )
     except InvalidCursor as exc:
@@ -73,7 +79,4 @@ async def missions(
 
 def department_graph(info: Info, template_id: strawberry.ID) -> DepartmentGraph | None:
     found = info.context.service.registry.find(template_id)
-    if found is None:
-        return None
-    members = [(a.department, a.role) for a in found.squad]
-    return DepartmentGraph.of(build_graph(members, found.dependencies, department_stages(found)))
+    return None if found is None else template_graph(found)

@@ -39,11 +39,11 @@ async def mission_updates(info: Info) -> AsyncGenerator[Mission, None]:
             items = [await sub.get()]
             while not sub.queue.empty():
                 items.append(sub.queue.get_nowait())
-            ids = list(
-                dict.fromkeys(
-                    item.mission_id for item in items if item is not RESYNC and ctx.caller.can_see(item.tenant)
-                )
-            )
-            for record in await store.read(ids):
+            caller = ctx.caller
+            ids = [item.mission_id for item in items if item is not RESYNC and caller.can_see(item.tenant)]
+            if any(item is RESYNC for item in items):
+                # changes may have been missed (a reconnect, a slow reader): send every active mission
+                ids += await store.active_missions(caller.scope)
+            for record in await store.read(list(dict.fromkeys(ids))):
                 if record is not None:
                     yield Mission.of(record)

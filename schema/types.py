@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from mission import graph as graphs
 from mission import models
 from mission.money import CENT
+from mission.plan import job_graph
 from mission.records import Budget, Event, JobRecord, MissionRecord
 
 if TYPE_CHECKING:
@@ -109,6 +110,12 @@ class DepartmentGraph:
         )
 
 
+def template_graph(template: models.Template) -> DepartmentGraph:
+    """A template's departments, dependencies and stages (no status: nothing runs yet)."""
+    members = [(a.department, a.role) for a in template.squad]
+    return DepartmentGraph.of(graphs.build_graph(members, template.dependencies, job_graph(template).stages))
+
+
 @strawberry.type(description="A mission definition from the template registry.")
 class MissionTemplate:
     _template: strawberry.Private[models.Template]
@@ -173,11 +180,7 @@ class MissionTemplate:
 
     @strawberry.field
     def dependency_graph(self) -> DepartmentGraph:
-        from mission.templates import department_stages
-
-        t = self._template
-        members = [(a.department, a.role) for a in t.squad]
-        return DepartmentGraph.of(graphs.build_graph(members, t.dependencies, department_stages(t)))
+        return template_graph(self._template)
 
 
 @strawberry.type(description="The config a mission runs with: template defaults merged with overrides.")
@@ -191,7 +194,6 @@ class MissionConfig:
 @strawberry.type(description="One agent of a mission; `id` is `<mission id>:<role>`, stable across tries.")
 class AgentJob:
     _job: strawberry.Private[JobRecord]
-    _seq: strawberry.Private[int]
     _outputs_loaded: strawberry.Private[bool]
     id: strawberry.ID
     department: str
@@ -215,10 +217,9 @@ class AgentJob:
         return BudgetUsage.of(self._job.budget)
 
     @classmethod
-    def of(cls, job: JobRecord, seq: int, outputs_loaded: bool = False) -> AgentJob:
+    def of(cls, job: JobRecord, outputs_loaded: bool = False) -> AgentJob:
         return cls(
             _job=job,
-            _seq=seq,
             _outputs_loaded=outputs_loaded,
             id=strawberry.ID(job.id),
             department=job.department,
@@ -240,7 +241,7 @@ class AgentJob:
         if self._outputs_loaded:  # read with the mission, in the same round trip
             return JSON(self._job.output)
         # not read with the mission: one batched read for all the jobs that ask (GraphQL awaits it)
-        pending = info.context.loaders.outputs.load((self._job.mission_id, self._seq))
+        pending = info.context.loaders.outputs.load(self._job.mission_id)
         return _role_output(pending, self._job.role)  # type: ignore[return-value]
 
 
@@ -297,7 +298,7 @@ class Mission:
     @strawberry.field
     def jobs(self) -> list[AgentJob]:
         r = self._record
-        return [AgentJob.of(job, r.seq, r.outputs_loaded) for job in r.jobs]
+        return [AgentJob.of(job, r.outputs_loaded) for job in r.jobs]
 
     @strawberry.field(description="The department graph with each department's live status.")
     def graph(self) -> DepartmentGraph:

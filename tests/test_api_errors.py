@@ -468,3 +468,23 @@ async def test_missions_with_odd_template_ids_match_nothing(http: httpx.AsyncCli
     for template_id in ("*", "two_stage:*", "t:two_stage", "TWO_STAGE", "x" * 100_000, "🚀", "\u0000"):
         body = await gql(http, api.url, query, t=template_id)
         assert body == {"data": {"missions": {"totalCount": 0, "edges": []}}}, (template_id[:20], body)
+
+
+async def test_ids_that_are_not_text_are_answered_not_crashed_on(http: httpx.AsyncClient, api: RunningApi) -> None:
+    """A lone surrogate (valid in a GraphQL string, not encodable as UTF-8) echoed back in a result."""
+    deploy = "mutation($t: ID!) { deployMission(templateId: $t) { ... on TemplateNotFound { templateId message } } }"
+    cancel = "mutation($id: ID!) { cancelMission(id: $id) { ... on MissionNotFound { missionId message } } }"
+    for query, name, key in ((deploy, "t", "deployMission"), (cancel, "id", "cancelMission")):
+        body = json.dumps({"query": query, "variables": {name: "x\ud800y"}})  # ASCII: "\\ud800"
+        response = await http.post(api.url, content=body, headers={"content-type": "application/json"})
+        clean(response)
+        assert response.status_code == 200, response.text
+        assert response.json()["data"][key]["message"].startswith("no ")
+
+
+async def test_a_cursor_with_non_ascii_digits_is_a_clear_error(http: httpx.AsyncClient, api: RunningApi) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode("n:²".encode()).decode()
+    message = graphql_error(await post(http, api, f'{{ missions(after: "{cursor}") {{ totalCount }} }}'))
+    assert message == "after: not a cursor from this service"

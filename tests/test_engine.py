@@ -273,3 +273,20 @@ async def test_the_deployed_record_is_exactly_what_redis_holds(service: MissionS
         assert record == await service.store.read_one(record.id)
         replay, created = await service.deploy(template, config, idempotency_key=f"k-{template}")
         assert not created and replay == record
+
+
+async def test_long_running_jobs_at_the_queue_head_do_not_hide_due_ones(
+    service: MissionService, hub: PubSubHub, start_worker: StartWorker
+) -> None:
+    """ARQ keeps running jobs in its queue: 150 of them (other workers', in progress) ahead of a new
+    mission must not stop a worker with free slots from finding the mission's jobs."""
+    redis, keys = service.redis, service.keys
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in range(150):
+            pipe.zadd(keys.queue, {f"elsewhere:{i}": 1000 + i})
+            pipe.set(keys.arq_in_progress_prefix + f"elsewhere:{i}", "1", ex=600)
+        await pipe.execute()
+    await start_worker(max_jobs=5)
+    mission_id = (await service.deploy_mission("two_stage"))["mission_id"]
+    events = await run_to_end(service, hub, mission_id)
+    assert events[-1].type == "mission.succeeded"

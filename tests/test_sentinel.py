@@ -65,6 +65,7 @@ async def test_missions_run_through_sentinel_and_survive_a_failover(tmp_path: Pa
         settings = Settings(
             redis_url="redis://sentinel-decides/0",  # with Sentinels, the URL gives only db/password/TLS
             redis_sentinels=[f"127.0.0.1:{sentinel_port}"],
+            redis_max_connections=3,  # small: bursts must wait for a connection, not fail
             **TEST_SETTINGS,
         )
         await eventually(lambda: primary_port(sentinel_port) == primary.port)
@@ -75,7 +76,7 @@ async def test_missions_run_through_sentinel_and_survive_a_failover(tmp_path: Pa
         worker_task = asyncio.create_task(worker.async_run())
         try:
             await asyncio.wait_for(worker.ready.wait(), 15)
-            before = (await service.deploy_mission("two_stage"))["mission_id"]
+            before = (await service.deploy_mission("fanout"))["mission_id"]
             await run_to_end(service, hub, before)
             assert (await service.get_mission(before)).status is MissionStatus.SUCCEEDED  # type: ignore[union-attr]
 

@@ -188,3 +188,21 @@ async def test_many_subscribers_share_one_redis_connection_and_leave_nothing_beh
             assert numsub == {channel: 0, service.keys.events_channel: 0}
             assert hub.channel_count == 0
             assert await api_connections(service) <= 4
+
+
+async def test_a_cursor_past_the_end_still_completes_when_the_mission_ends(
+    api: RunningApi, service: MissionService, start_worker: StartWorker
+) -> None:
+    from tests import agents
+
+    await start_worker()
+    mission_id = await deploy(api, "hang")
+    await asyncio.wait_for(agents.started(f"{mission_id}:hanger").wait(), 10)
+    ws = await WsClient.connect(api.ws_url)
+    try:
+        op = await ws.subscribe(EVENTS, id=mission_id, after=1000)
+        await until_subscribed(service, service.keys.mission_channel(mission_id))
+        await service.cancel_mission(mission_id)
+        assert await events_of(ws, op) == []  # nothing after seq 1000, but it completes
+    finally:
+        await ws.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from mission.models import MissionStatus
-from workers.runner import run_attempt
+from workers.runner import expire_when_due, run_attempt
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("mission.worker")
@@ -27,13 +28,9 @@ async def run_agent_logic(ctx: dict[str, Any], mission_id: str, job_id: str, att
 
 async def expire_mission(ctx: dict[str, Any], mission_id: str) -> str:
     """The deadline job, deferred to the mission's deadline: expire it unless it has ended."""
-    store = _runtime(ctx).store
-    for _ in range(50):
-        result, status = await store.stop(mission_id, MissionStatus.EXPIRED)
-        if result != "early":  # ARQ may start a job a few ms before Redis's clock says it is due
-            return status
-        await asyncio.sleep(0.1)
-    return "early"
+    runtime = _runtime(ctx)
+    # ARQ may start the job a few ms before Redis's clock says it is due: expire_when_due waits
+    return await expire_when_due(runtime.store, mission_id, runtime.settings.lease_seconds * 3)
 
 
 async def reap_leases(ctx: dict[str, Any]) -> dict[str, int]:
@@ -45,17 +42,22 @@ async def reap_leases(ctx: dict[str, Any]) -> dict[str, int]:
     now_ms = int(time.time() * 1000)
     requeued = 0
     for mission_id, role, attempt in await store.lapsed_leases(now_ms):
-        result, _ = await store.finish_job(
-            mission_id, role, attempt, "lost", "", lease_losses=runtime.settings.max_lease_losses
-        )
+        try:  # one bad item must not block the others (it would come first again every time)
+            result, _ = await store.finish_job(
+                mission_id, role, attempt, "lost", "", lease_losses=runtime.settings.max_lease_losses
+            )
+        except RedisError:
+            log.exception("reaping %s:%s attempt %d failed", mission_id, role, attempt)
+            continue
         if result == "ok":
             requeued += 1
             log.warning("lease of %s:%s attempt %d lapsed; running it again", mission_id, role, attempt)
-        elif result == "stale":  # the attempt ended another way; drop its leftover lease
-            await store.redis.zrem(store.keys.leases, store.keys.lease_member(mission_id, role, attempt))
-    overdue = await store.redis.zrangebyscore(store.keys.deadlines, "-inf", now_ms, start=0, num=500)
     expired = 0
-    for mission_id in overdue:
-        result, _ = await store.stop(mission_id, MissionStatus.EXPIRED)
+    for mission_id in await store.overdue_missions(now_ms):
+        try:
+            result, _ = await store.stop(mission_id, MissionStatus.EXPIRED)
+        except RedisError:
+            log.exception("expiring %s failed", mission_id)
+            continue
         expired += result == "ok"
     return {"requeued": requeued, "expired": expired}

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from arq.worker import Retry
-from redis.exceptions import RedisError
+from redis import exceptions as redis_errors
 
 from mission import codec
 from mission.agents import resolve_agent
@@ -20,13 +20,21 @@ from mission.errors import AgentNotFound, BudgetExceeded, JobStopped
 from mission.logs import bound
 from mission.models import MissionStatus
 from mission.money import from_cents
-from mission.store import Started
+from mission.store import MissionStore, Started
 from workers.agents.sdk import AgentContext, is_retryable
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("mission.worker")
 
 T = TypeVar("T")
+# Redis away or restarting: worth waiting for. A script error is not, and surfaces at once.
+TRANSIENT = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError,
+    OSError,
+)
 MAX_OUTPUT_BYTES = 1024 * 1024
 MAX_ERROR = 2000
 
@@ -48,12 +56,23 @@ async def persistently(call: Callable[[], Awaitable[T]], give_up_after: float, m
     while True:
         try:
             return await call()
-        except (RedisError, OSError):
+        except TRANSIENT:
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("Redis unavailable; retrying in %.2fs", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
+
+
+async def expire_when_due(store: MissionStore, mission_id: str, give_up_after: float) -> str:
+    """Expire a mission whose deadline has come (by this worker's timer); Redis's clock, which
+    decides, may lag a little: wait for it."""
+    for _ in range(50):
+        result, status = await persistently(lambda: store.stop(mission_id, MissionStatus.EXPIRED), give_up_after)
+        if result != "early":
+            return status
+        await asyncio.sleep(0.1)
+    return "early"
 
 
 async def run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attempt: int) -> dict[str, Any]:
@@ -68,7 +87,7 @@ async def _run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attem
         started = await persistently(
             lambda: store.start_job(mission_id, role, attempt, runtime.lease_ms, runtime.name), give_up_after
         )
-    except (RedisError, OSError) as exc:
+    except TRANSIENT as exc:
         raise Retry(defer=1) from exc  # ARQ keeps the job and runs it again once Redis is back
     if not isinstance(started, Started):
         return {"ran": False, "reason": started}
@@ -113,7 +132,7 @@ async def _run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attem
         settings=runtime.settings,
         _store=store,
     )
-    until_deadline = started.deadline_ms / 1000 - time.time()
+    until_deadline = started.remaining_ms / 1000  # Redis's clock: the worker's may be off
     job_timeout = float(job["timeout"]) if job.get("timeout") else math.inf
     key = (mission_id, role, attempt)
     task = asyncio.create_task(agent(ctx), name=f"agent {mission_id}:{role}:{attempt}")
@@ -121,7 +140,7 @@ async def _run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attem
     try:
         ending = await _await_agent(task, job_timeout, until_deadline)
         if isinstance(ending, Expired):
-            await asyncio.shield(persistently(lambda: store.stop(mission_id, MissionStatus.EXPIRED), give_up_after))
+            await asyncio.shield(expire_when_due(store, mission_id, give_up_after))
             return {"ran": True, "outcome": "expired"}
         if isinstance(ending, Stopped):
             if ending.shutting_down:  # hand the attempt back so another worker runs it now
@@ -175,6 +194,7 @@ async def _await_agent(task: asyncio.Task[Any], job_timeout: float, until_deadli
         payload = codec.dumps(output)
     except (TypeError, ValueError) as exc:
         return Ended("error", f"output is not JSON-serialisable: {exc}"[:MAX_ERROR])
-    if len(payload) > MAX_OUTPUT_BYTES:
-        return Ended("error", f"output of {len(payload)} bytes is above the limit of {MAX_OUTPUT_BYTES}")
+    size = len(payload.encode())
+    if size > MAX_OUTPUT_BYTES:
+        return Ended("error", f"output of {size} bytes is above the limit of {MAX_OUTPUT_BYTES}")
     return Ended("ok", payload)

@@ -39,6 +39,7 @@ class WorkerRuntime:
         self.hub = PubSubHub(self.redis)
         self.wake = asyncio.Event()
         self.running: dict[Attempt, asyncio.Task[Any]] = {}
+        self._stopped: dict[str, float] = {}  # recently ended missions -> when (monotonic)
         self._background: list[asyncio.Task[None]] = []
         self._listening = {"wake": asyncio.Event(), "control": asyncio.Event()}
         # The reaper waits a lease after start and after an outage (see redis_back): a lease that
@@ -84,12 +85,18 @@ class WorkerRuntime:
 
     def track(self, attempt: Attempt, task: asyncio.Task[Any]) -> None:
         self.running[attempt] = task
+        if attempt[0] in self._stopped:  # the stop arrived while this attempt was starting
+            task.cancel("mission ended")
 
     def untrack(self, attempt: Attempt) -> None:
         self.running.pop(attempt, None)
 
     def stop_mission(self, mission_id: str) -> int:
-        """Cancel the running agents of a mission that ended; returns how many."""
+        """Cancel the running agents of a mission that ended; returns how many. The mission is
+        remembered for two leases, so an attempt still starting when the stop arrives stops too."""
+        now = time.monotonic()
+        self._stopped = {m: at for m, at in self._stopped.items() if now - at < 2 * self.settings.lease_seconds}
+        self._stopped[mission_id] = now
         stopped = 0
         for (mid, _, _), task in list(self.running.items()):
             if mid == mission_id and not task.done():

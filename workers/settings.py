@@ -102,24 +102,30 @@ class MissionWorker(Worker):
         await self.pool.aclose(close_connection_pool=True)
         self._pool = None
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Start due jobs, as many as there are free slots. ARQ claims each job with a WATCH/MULTI
-        transaction (four round trips); here one Lua script claims them all. A job this worker is
-        already running is not claimed again (its in-progress key may have lapsed during an outage).
-        """
+    async def _poll_iteration(self) -> None:
+        """ARQ's, except that due jobs are found and claimed by one script (`_claim_jobs`)."""
+        if self.allow_pick_jobs and self.job_counter < self.max_jobs:
+            await self._claim_jobs()
+        if self.allow_abort_jobs:
+            await self._cancel_aborted_jobs()
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # an error in run_job surfaces here, as in ARQ
+        await self.heart_beat()
+
+    async def _claim_jobs(self) -> None:
+        """Start as many due jobs as there are free slots. ARQ reads the queue's head and claims each
+        job with a WATCH/MULTI transaction (four round trips); here one Lua script walks the due jobs,
+        skipping those in progress anywhere (a head of long-running jobs hides nothing) or running
+        here already (their in-progress key may have lapsed during an outage), and claims them."""
         runtime = self.ctx.get("runtime")
-        if not isinstance(runtime, WorkerRuntime) or not self.allow_pick_jobs:
+        if not isinstance(runtime, WorkerRuntime):
             return
         free = self.max_jobs - self.job_counter
-        candidates = [
-            job_id
-            for job_id in (raw.decode() for raw in job_ids)
-            if job_id not in self.tasks or self.tasks[job_id].done()
-        ]
-        if free <= 0 or not candidates:
-            return
+        running = [job_id for job_id, task in self.tasks.items() if not task.done()]
         in_progress_ms = int(self.in_progress_timeout_s * 1000)
-        for job_id, score in await runtime.store.claim(candidates, free, timestamp_ms(), in_progress_ms):
+        for job_id, score in await runtime.store.claim(free, timestamp_ms(), in_progress_ms, running):
             await self.sem.acquire()  # never waits: at most `free` jobs are claimed
             self.job_counter += 1
             task = self.loop.create_task(self.run_job(job_id, score))
@@ -190,17 +196,26 @@ def create_worker(settings: Settings, **overrides: Any) -> MissionWorker:
     return MissionWorker(**{**worker_options(settings), **overrides})
 
 
-class WorkerSettings:
-    """For ARQ's own CLI (``arq workers.settings.WorkerSettings``): configured from ``MISSION_*``.
+_FROM_ENVIRONMENT = worker_options(Settings())
 
-    ``mission-service worker`` is the better entry point: it adds the wake-up poll loop.
+
+class WorkerSettings:
+    """For ARQ's own CLI (``arq workers.settings.WorkerSettings``), configured from ``MISSION_*``.
+
+    Prefer ``mission-service worker``: ARQ's CLI runs ARQ's plain worker, which polls on a timer
+    instead of being woken, and keeps a crashed job's in-progress key for the longest job timeout
+    (the lease reaper still re-runs the job itself within a lease).
     """
 
-    functions = FUNCTIONS
+    functions = _FROM_ENVIRONMENT["functions"]
+    cron_jobs = _FROM_ENVIRONMENT["cron_jobs"]
+    queue_name = _FROM_ENVIRONMENT["queue_name"]
+    redis_settings = _FROM_ENVIRONMENT["redis_settings"]
     on_startup = startup
     on_shutdown = shutdown
+    max_jobs = _FROM_ENVIRONMENT["max_jobs"]
+    poll_delay = _FROM_ENVIRONMENT["poll_delay"]
     keep_result = 0
     job_serializer = serialize_job
     job_deserializer = deserialize_job
-    queue_name = Settings().queue
-    redis_settings = arq_redis_settings(Settings())
+    ctx = _FROM_ENVIRONMENT["ctx"]

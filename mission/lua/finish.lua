@@ -5,8 +5,11 @@
 local role, attempt, outcome, payload = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local jk = jkey(role)
 local j = redis.call('HMGET', jk, 'status', 'attempt', 'failures', 'max_tries', 'lost', 'dependents', 'started_at')
-if j[1] ~= 'RUNNING' or tonumber(j[2]) ~= attempt then return {'stale', j[1] or ''} end
 local member = lease_member(role, attempt)
+if j[1] ~= 'RUNNING' or tonumber(j[2]) ~= attempt then
+  if outcome == 'lost' then redis.call('ZREM', N.leases, member) end  -- a leftover lease: drop it
+  return {'stale', j[1] or ''}
+end
 local t = now_ms()
 if outcome == 'lost' then
   local lease = redis.call('ZSCORE', N.leases, member)

@@ -24,4 +24,5 @@ emit('job.started', 'RUNNING', job_id(role), 'attempt ' .. attempt, {attempt = a
 local ups = cjson.decode(redis.call('HGET', jk, 'depends_on'))
 local outs = {}
 if #ups > 0 then outs = redis.call('HMGET', N.out, unpack(ups)) end
-return {'ok', m[3], m[2], redis.call('HGETALL', jk), outs}
+-- the time left is measured on Redis's clock, the one the deadline is checked against
+return {'ok', m[3], m[2], redis.call('HGETALL', jk), outs, tonumber(m[2]) - t}
