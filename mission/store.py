@@ -282,16 +282,12 @@ class MissionStore:
             ]
         return [str(m) for m in _text(await self.scripts.run("heartbeat", *args))]
 
-    async def claim(
-        self, most: int, now_ms: int, in_progress_ms: int, running: Sequence[str], scan: int = 2000
-    ) -> list[tuple[str, int]]:
+    async def claim(self, most: int, now_ms: int, in_progress_ms: int, scan: int = 4096) -> list[tuple[str, int]]:
         """Claim up to ``most`` due ARQ jobs for this worker (as ARQ's own start does), looking at
-        no more than ``scan`` due jobs, in one round trip; ``running`` are ids it already runs."""
+        no more than ``scan`` due jobs, in one round trip."""
         keys = self.keys
         flat = _text(
-            await self.scripts.run(
-                "claim", keys.queue, keys.arq_in_progress_prefix, now_ms, in_progress_ms, most, scan, *running
-            )
+            await self.scripts.run("claim", keys.queue, keys.arq_in_progress_prefix, now_ms, in_progress_ms, most, scan)
         )
         return [(str(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
 

@@ -117,15 +117,18 @@ class MissionWorker(Worker):
     async def _claim_jobs(self) -> None:
         """Start as many due jobs as there are free slots. ARQ reads the queue's head and claims each
         job with a WATCH/MULTI transaction (four round trips); here one Lua script walks the due jobs,
-        skipping those in progress anywhere (a head of long-running jobs hides nothing) or running
-        here already (their in-progress key may have lapsed during an outage), and claims them."""
+        skipping those in progress anywhere (a head of long-running jobs hides nothing), and claims
+        them. A job already running here is not started twice (its in-progress key may have lapsed
+        during an outage; claiming it again only renews the key)."""
         runtime = self.ctx.get("runtime")
         if not isinstance(runtime, WorkerRuntime):
             return
         free = self.max_jobs - self.job_counter
-        running = [job_id for job_id, task in self.tasks.items() if not task.done()]
         in_progress_ms = int(self.in_progress_timeout_s * 1000)
-        for job_id, score in await runtime.store.claim(free, timestamp_ms(), in_progress_ms, running):
+        for job_id, score in await runtime.store.claim(free, timestamp_ms(), in_progress_ms):
+            here = self.tasks.get(job_id)
+            if here is not None and not here.done():
+                continue
             await self.sem.acquire()  # never waits: at most `free` jobs are claimed
             self.job_counter += 1
             task = self.loop.create_task(self.run_job(job_id, score))
