@@ -75,6 +75,7 @@ class MissionWorker(Worker):
     def __init__(self, *args: Any, lease_seconds: float = 10.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.in_progress_timeout_s = lease_seconds
+        self._refill_at = max(1, self.max_jobs // 10)
         self.ready = asyncio.Event()  # set once started up and polling
 
     @property
@@ -83,10 +84,11 @@ class MissionWorker(Worker):
         return runtime.wake if isinstance(runtime, WorkerRuntime) else None
 
     def _release_sem_dec_counter_on_complete(self) -> None:
-        was_full = self.job_counter >= self.max_jobs
         super()._release_sem_dec_counter_on_complete()
-        if was_full and self._wake is not None:
-            self._wake.set()  # jobs may be waiting for the slot that just freed
+        # A full worker may have jobs waiting: poll again once a tenth of its slots are free (not
+        # at every freed slot: each poll walks the queue's head).
+        if self.max_jobs - self.job_counter == self._refill_at and self._wake is not None:
+            self._wake.set()
 
     async def close(self) -> None:
         """ARQ's close, but a cancelled job does not abort it before the shutdown hooks run."""
