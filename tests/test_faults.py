@@ -278,6 +278,14 @@ async def test_soak_redis_restarted_again_and_again(tmp_path: Path, procs: Proce
     )
 
 
+async def mission_ended(service: MissionService, mission_id: str) -> bool:
+    """Whether the mission has ended; False while Redis is still coming back."""
+    with contextlib.suppress(redis.RedisError):
+        status = await service.store.status(mission_id)
+        return status is not None and status.terminal
+    return False
+
+
 @pytest.mark.timeout(90)
 async def test_no_agent_job_is_started_twice_after_an_outage_longer_than_the_lease(
     tmp_path: Path, procs: Processes
@@ -295,13 +303,7 @@ async def test_no_agent_job_is_started_twice_after_an_outage_longer_than_the_lea
         await asyncio.sleep(settings.lease_seconds + 0.5)  # only time passing matters: longer than a lease
         local.start()
 
-        async def ended() -> bool:
-            with contextlib.suppress(redis.RedisError):
-                status = await service.store.status(mission_id)
-                return status is not None and status.terminal
-            return False
-
-        await eventually(ended, timeout=30, interval=0.05)
+        await eventually(lambda: mission_ended(service, mission_id), timeout=30, interval=0.05)
         assert await service.store.status(mission_id) is MissionStatus.SUCCEEDED
         assert "pub/sub connection lost" in worker.log_text()  # the worker did see the outage
         arq_errors = [
@@ -344,13 +346,7 @@ async def test_an_attempt_that_finished_during_an_outage_is_recorded_not_run_aga
         await eventually(runner_backs_off, timeout=20, interval=0.01)
         local.start()
 
-        async def ended() -> bool:
-            with contextlib.suppress(redis.RedisError):
-                status = await service.store.status(mission_id)
-                return status is not None and status.terminal
-            return False
-
-        await eventually(ended, timeout=30, interval=0.05)
+        await eventually(lambda: mission_ended(service, mission_id), timeout=30, interval=0.05)
         await reaper.wait_ready()
         record = await service.get_mission(mission_id, outputs=True)
         assert record is not None and record.status is MissionStatus.SUCCEEDED

@@ -19,6 +19,7 @@ each method reports that it had nothing to value. Fees, charged once the inputs 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -117,37 +118,41 @@ def _nothing(method: str) -> dict[str, Any]:
     return {"method": method, "valued": False, "reason": "inputs.company is empty: nothing to value"}
 
 
-async def dcf(ctx: AgentContext) -> dict[str, Any]:
-    """Discounted cash flow of ``inputs.company``."""
+async def _value(
+    ctx: AgentContext,
+    method: str,
+    compute: Callable[[dict[str, Any], Assumptions], dict[str, Any]],
+    fee: Decimal,
+    units: Callable[[Assumptions], int],
+    note: str,
+    label: str,
+) -> dict[str, Any]:
+    """One valuation method: read the company, value it, pay for the work, report."""
     company, a = fields.section(ctx.inputs, "company"), parse_assumptions(ctx.inputs)
     if not company:
         await ctx.progress(1.0, "no company given")
-        return _nothing("dcf")
-    result = dcf_value(company, a)
-    await charge(ctx, DCF_FEE, a.years + 1, "cash flows discounted")
-    await ctx.progress(1.0, f"DCF equity value {result['equity_value']:g}")
+        return _nothing(method)
+    result = compute(company, a)
+    await charge(ctx, fee, units(a), note)
+    await ctx.progress(1.0, f"{label} {result['equity_value']:g}")
     return result
+
+
+async def dcf(ctx: AgentContext) -> dict[str, Any]:
+    """Discounted cash flow of ``inputs.company``."""
+    return await _value(
+        ctx, "dcf", dcf_value, DCF_FEE, lambda a: a.years + 1, "cash flows discounted", "DCF equity value"
+    )
 
 
 async def multiples(ctx: AgentContext) -> dict[str, Any]:
     """Trading multiples of ``inputs.valuation.peer_multiples`` applied to the company's EBITDA."""
-    company, a = fields.section(ctx.inputs, "company"), parse_assumptions(ctx.inputs)
-    if not company:
-        await ctx.progress(1.0, "no company given")
-        return _nothing("multiples")
-    result = multiples_value(company, a)
-    await charge(ctx, PEER_FEE, len(a.peer_multiples), "peer multiples")
-    await ctx.progress(1.0, f"multiples equity value {result['equity_value']:g}")
-    return result
+    return await _value(
+        ctx, "multiples", multiples_value, PEER_FEE, lambda a: len(a.peer_multiples), "peer multiples",
+        "multiples equity value",
+    )  # fmt: skip
 
 
 async def asset_based(ctx: AgentContext) -> dict[str, Any]:
     """Net asset value of ``inputs.company`` after a liquidation haircut."""
-    company, a = fields.section(ctx.inputs, "company"), parse_assumptions(ctx.inputs)
-    if not company:
-        await ctx.progress(1.0, "no company given")
-        return _nothing("asset_based")
-    result = asset_value(company, a)
-    await charge(ctx, ASSET_FEE, 1, "balance sheet")
-    await ctx.progress(1.0, f"net asset value {result['equity_value']:g}")
-    return result
+    return await _value(ctx, "asset_based", asset_value, ASSET_FEE, lambda a: 1, "balance sheet", "net asset value")
