@@ -259,14 +259,18 @@ class MissionStore:
         result = _text(result)
         return str(result[0]), str(result[1])
 
-    async def spend(self, mission_id: str, role: str, attempt: int, cents: int, note: str) -> tuple[str, int, int]:
-        """(ok|exceeded|stale, spent, allocated) in cents."""
-        result = _text(await self.scripts.run("spend", self.keys.names(mission_id), role, attempt, cents, note))
+    async def spend(
+        self, mission_id: str, role: str, attempt: int, cents: int, note: str, seq: int
+    ) -> tuple[str, int, int]:
+        """(ok|exceeded|stale, spent, allocated) in cents. ``seq`` numbers the attempt's calls from 1:
+        a call repeated with a seq already applied changes nothing."""
+        result = _text(await self.scripts.run("spend", self.keys.names(mission_id), role, attempt, cents, note, seq))
         return str(result[0]), int(result[1]), int(result[2])
 
-    async def progress(self, mission_id: str, role: str, attempt: int, fraction: float, message: str) -> bool:
+    async def progress(self, mission_id: str, role: str, attempt: int, fraction: float, message: str, seq: int) -> bool:
+        """False when the attempt is no longer current; ``seq`` as for `spend`."""
         result = _text(
-            await self.scripts.run("progress", self.keys.names(mission_id), role, attempt, fraction, message)
+            await self.scripts.run("progress", self.keys.names(mission_id), role, attempt, fraction, message, seq)
         )
         return bool(result[0] == "ok")
 

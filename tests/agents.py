@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import types
 from decimal import Decimal
 from typing import Any
 
@@ -83,3 +86,70 @@ async def spend_once(ctx: AgentContext) -> dict[str, Any]:
     """Spends ``inputs.charge`` once and succeeds."""
     remaining = await ctx.spend(Decimal(str(ctx.inputs.get("charge", "1.00"))), "one call")
     return {"remaining": str(remaining)}
+
+
+async def meter_loop(ctx: AgentContext) -> dict[str, Any]:
+    """``inputs.steps`` times: charge 0.01 and report progress, pausing ``inputs.pause`` s. Each
+    charge the SDK accepted is appended to the file ``inputs.ledger`` (if given), so a test can add
+    up what the agents were charged, whichever worker process ran them."""
+    steps, pause = int(ctx.inputs.get("steps", 40)), float(ctx.inputs.get("pause", 0.05))
+    ledger = ctx.inputs.get("ledger")
+    for step in range(steps):
+        await ctx.spend(Decimal("0.01"), f"step {step}")
+        if ledger:
+            with open(ledger, "a") as file:  # noqa: ASYNC230 (a few bytes, appended at once)
+                file.write(f"{ctx.mission_id} {ctx.role} {ctx.attempt} 1\n")
+        await ctx.progress((step + 1) / steps, f"step {step + 1} of {steps}")
+        await asyncio.sleep(pause)
+    return {"steps": steps, "attempt": ctx.attempt}
+
+
+def reachable(root: object, most: int = 50_000) -> list[str]:
+    """``repr()`` of everything reachable from ``root`` through data: attributes (slots, private and
+    class-level properties included), containers, and functions' closures, defaults and bound
+    ``self``. Not the interpreter's machinery (frames, coroutines, the event loop) nor module
+    globals: any code can import a module, so what a context hands over is its data."""
+    skip = (types.ModuleType, type, types.FrameType, types.CodeType, types.CoroutineType, asyncio.AbstractEventLoop)
+    seen: set[int] = set()
+    found: list[str] = []
+    stack: list[object] = [root]
+    while stack and len(seen) < most:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        try:
+            found.append(repr(obj))
+        except Exception as exc:  # a repr may fail; say so
+            found.append(f"<repr failed: {exc!r}>")
+        if isinstance(obj, (str, bytes, int, float, complex, bool)) or obj is None:
+            continue
+        if isinstance(obj, dict):
+            stack += [*obj.keys(), *obj.values()]
+        elif isinstance(obj, (list, tuple, set, frozenset, collections.deque)):
+            stack += list(obj)
+        if isinstance(obj, types.MethodType):
+            stack += [obj.__self__, obj.__func__]
+        if isinstance(obj, types.FunctionType):
+            stack += [c.cell_contents for c in obj.__closure__ or () if c.cell_contents is not None]
+            stack += [*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()]
+            continue
+        stack += list(getattr(obj, "__dict__", {}).values())
+        for klass in type(obj).__mro__:
+            for name in getattr(klass, "__slots__", ()):
+                with contextlib.suppress(AttributeError):
+                    stack.append(getattr(obj, name))
+            for name, member in vars(klass).items():
+                if isinstance(member, property):
+                    with contextlib.suppress(Exception):
+                        stack.append(getattr(obj, name))
+                elif callable(member) and not name.startswith("__"):
+                    with contextlib.suppress(Exception):
+                        stack.append(getattr(obj, name))  # bound methods: their self and closures
+    return found
+
+
+async def introspect(ctx: AgentContext) -> dict[str, Any]:
+    """Returns ``repr()`` of everything reachable from its context (see `reachable`)."""
+    seen = reachable(ctx)
+    return {"count": len(seen), "seen": "\n".join(seen)[:900_000]}

@@ -1,6 +1,6 @@
 """Built-in agents: their pure logic, their budgets under every template, and the templates file.
 
-No Redis: agents run against an in-memory stand-in for the store's ``spend`` and ``progress``.
+No Redis: agents run against an in-memory meter for the SDK's ``spend`` and ``progress`` calls.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -37,7 +37,8 @@ from workers.agents import (
     valuation,
     wealth,
 )
-from workers.agents.sdk import AgentContext
+from workers.agents.sdk import AgentContext, set_calls
+from workers.surface import public_surface, redact_url, scrub, secrets_of, surface_of
 
 TEMPLATES_FILE = Path(__file__).resolve().parent.parent / "config" / "mission_templates.json"
 
@@ -46,7 +47,7 @@ TEMPLATES_FILE = Path(__file__).resolve().parent.parent / "config" / "mission_te
 
 
 class MeterStore:
-    """What `AgentContext` needs of `MissionStore`: a spend meter and a progress log."""
+    """An `AttemptCalls` in memory: a spend meter and a progress log."""
 
     def __init__(self, allocated_cents: int) -> None:
         self.allocated = allocated_cents
@@ -54,14 +55,14 @@ class MeterStore:
         self.notes: list[str] = []
         self.progress_log: list[tuple[float, str]] = []
 
-    async def spend(self, mission_id: str, role: str, attempt: int, cents: int, note: str) -> tuple[str, int, int]:
+    async def spend(self, seq: int, cents: int, note: str) -> tuple[str, int, int]:
         if self.spent + cents > self.allocated:
             return "exceeded", self.spent, self.allocated
         self.spent += cents
         self.notes.append(note)
         return "ok", self.spent, self.allocated
 
-    async def progress(self, mission_id: str, role: str, attempt: int, value: float, message: str) -> bool:
+    async def progress(self, seq: int, value: float, message: str) -> bool:
         self.progress_log.append((value, message))
         return True
 
@@ -105,9 +106,9 @@ def make_ctx(
         config=config,
         deadline=datetime.now(UTC) + timedelta(seconds=ttl),
         allocated=allocated,
-        settings=app_settings or audit_settings(),
-        _store=cast(Any, store),
+        service=public_surface(app_settings or audit_settings()),
     )
+    set_calls(store)  # this test's SDK calls go to the meter
     return ctx, store
 
 
@@ -436,10 +437,10 @@ def test_audit_of_settings_without_the_optional_fields() -> None:
     today = SimpleNamespace(redis_url="redis://127.0.0.1:6379/0", retention_seconds=7 * 86_400,
                             max_inputs_bytes=64 * 1024, worker_concurrency=50, lease_seconds=10.0,
                             retry_backoff_seconds=0.5, max_lease_losses=3)  # fmt: skip
-    ids = finding_ids(redteam.surface_of(today))
+    ids = finding_ids(surface_of(today))
     assert ids == {"SM-NET-03": "low", "SM-NET-00": "info", "SM-ACC-01": "high", "SM-ACC-03": "low",
                    "SM-ACC-04": "low"}  # fmt: skip
-    assert "SM-NET-03" in finding_ids(redteam.surface_of(audit_settings()))  # the real Settings class too
+    assert "SM-NET-03" in finding_ids(surface_of(audit_settings()))  # the real Settings class too
 
 
 def test_audit_catches_each_risky_setting() -> None:
@@ -459,7 +460,7 @@ def test_audit_catches_each_risky_setting() -> None:
         max_request_bytes=32 * 1024 * 1024,
         max_subscriptions_per_connection=5000,
     )
-    ids = finding_ids(redteam.surface_of(risky))
+    ids = finding_ids(surface_of(risky))
     assert ids == {
         "SM-NET-02": "high",  # no TLS to a network Redis
         "SM-NET-04": "high",  # all interfaces, no auth
@@ -476,7 +477,7 @@ def test_audit_catches_each_risky_setting() -> None:
         "SM-LIM-08": "medium",
         "SM-LIM-09": "low",
     }
-    no_password = redteam.surface_of(audit_settings(redis_url="redis://redis.internal:6379/0"))
+    no_password = surface_of(audit_settings(redis_url="redis://redis.internal:6379/0"))
     assert finding_ids(no_password)["SM-NET-01"] == "critical"
 
 
@@ -485,26 +486,26 @@ def test_audit_of_hardened_settings() -> None:
         redis_url="rediss://svc:Correct-Horse-Battery@redis.internal:6380/0",
         api_keys=[SecretStr("k" * 40), SecretStr("short-key")],
     )
-    ids = finding_ids(redteam.surface_of(hardened))
+    ids = finding_ids(surface_of(hardened))
     assert ids == {"SM-ACC-02": "medium"}  # one short key; everything else is fine
-    report = redteam.report_of(redteam.access_findings(redteam.surface_of(hardened)))
+    report = redteam.report_of(redteam.access_findings(surface_of(hardened)))
     assert report["score"] == 92 and report["grade"] == "A"
 
 
 def test_secrets_are_redacted() -> None:
-    assert redteam.redact_url("redis://user:pa55word@host:6379/0") == "redis://user:***@host:6379/0"
-    assert redteam.redact_url("redis://:pa55word@host/0") == "redis://:***@host/0"
-    assert redteam.redact_url("redis://host/0?password=pa55word&db=1") == "redis://host/0?password=***&db=1"
+    assert redact_url("redis://user:pa55word@host:6379/0") == "redis://user:***@host:6379/0"
+    assert redact_url("redis://:pa55word@host/0") == "redis://:***@host/0"
+    assert redact_url("redis://host/0?password=pa55word&db=1") == "redis://host/0?password=***&db=1"
     secret_settings = FutureSettings(
         redis_url="redis://:TopSecret-999@10.1.2.3:6379/0", api_keys=[SecretStr("key-abc-123")]
     )
-    surface = redteam.surface_of(secret_settings)
+    surface = surface_of(secret_settings)
     assert "TopSecret-999" not in json.dumps(surface) and surface["redis"]["password"] is True
-    assert redteam.secrets_of(secret_settings) == ["TopSecret-999", "key-abc-123"]
-    assert redteam.scrub({"note": ["TopSecret-999 leaked"]}, ["TopSecret-999"]) == {"note": ["*** leaked"]}
+    assert secrets_of(secret_settings) == ["TopSecret-999", "key-abc-123"]
+    assert scrub({"note": ["TopSecret-999 leaked"]}, ["TopSecret-999"]) == {"note": ["*** leaked"]}
     encoded = audit_settings(redis_url="redis://u:p%40ss-word@h:6379/0?token=tok-123")
-    assert set(redteam.secrets_of(encoded)) == {"p%40ss-word", "p@ss-word", "tok-123"}
-    assert redteam.redact_url(encoded.redis_url) == "redis://u:***@h:6379/0?token=***"
+    assert set(secrets_of(encoded)) == {"p%40ss-word", "p@ss-word", "tok-123"}
+    assert redact_url(encoded.redis_url) == "redis://u:***@h:6379/0?token=***"
 
 
 async def test_shadow_mirror_never_leaks_secrets() -> None:

@@ -62,8 +62,8 @@ async def test_a_late_finish_of_an_old_attempt_changes_nothing(service: MissionS
     assert (await store.finish_job(mission_id, "flake", 1, "lost", "", lease_losses=3))[0] == "ok"
     # the old attempt can neither start, spend, report, nor finish any more
     assert await store.start_job(mission_id, "flake", 1, lease_ms=1000, worker="w1") == "stale"
-    assert (await store.spend(mission_id, "flake", 1, 100, "late"))[0] == "stale"
-    assert not await store.progress(mission_id, "flake", 1, 0.5, "late")
+    assert (await store.spend(mission_id, "flake", 1, 100, "late", 1))[0] == "stale"
+    assert not await store.progress(mission_id, "flake", 1, 0.5, "late", 1)
     assert (await store.finish_job(mission_id, "flake", 1, "ok", '{"old": true}'))[0] == "stale"
     second = await store.start_job(mission_id, "flake", 2, lease_ms=10_000, worker="w2")
     assert not isinstance(second, str)

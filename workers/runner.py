@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from arq.worker import Retry
-from redis import exceptions as redis_errors
 
 from mission import codec
 from mission.agents import resolve_agent
@@ -21,20 +18,13 @@ from mission.logs import bound
 from mission.models import MissionStatus
 from mission.money import from_cents
 from mission.store import MissionStore, Started
-from workers.agents.sdk import AgentContext, is_retryable
+from workers.agents.sdk import AgentContext, AttemptHandedBack, bind_calls, is_retryable
+from workers.calls import WorkerCalls
+from workers.outage import TRANSIENT, persistently
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("mission.worker")
 
-T = TypeVar("T")
-# Redis away or restarting: worth waiting for. A script error is not, and surfaces at once.
-TRANSIENT = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.BusyLoadingError,
-    redis_errors.ReadOnlyError,
-    OSError,
-)
 MAX_OUTPUT_BYTES = 1024 * 1024
 MAX_ERROR = 2000
 
@@ -43,25 +33,6 @@ def retry_delay_ms(runtime: WorkerRuntime, failures: int) -> int:
     """Exponential backoff: the first retry after `retry_backoff_seconds`, doubling each time."""
     s = runtime.settings
     return int(min(s.retry_backoff_seconds * 2**failures, s.retry_backoff_max_seconds) * 1000)
-
-
-async def persistently(call: Callable[[], Awaitable[T]], give_up_after: float, max_delay: float = 1.0) -> T:
-    """Retry a call through a Redis outage (a restart, a failover) for a while before giving up.
-
-    Recording how an attempt ended is worth waiting for; if Redis stays away longer, the lease
-    lapses and the attempt runs again elsewhere.
-    """
-    deadline = time.monotonic() + give_up_after
-    delay = 0.05
-    while True:
-        try:
-            return await call()
-        except TRANSIENT:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("Redis unavailable; retrying in %.2fs", delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
 
 
 async def expire_when_due(store: MissionStore, mission_id: str, give_up_after: float) -> str:
@@ -128,17 +99,22 @@ async def _run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attem
         config=started.config,
         deadline=datetime.fromtimestamp(started.deadline_ms / 1000, tz=UTC),
         allocated=from_cents(int(job["allocated"])),
+        timeout=float(job["timeout"]) if job.get("timeout") else None,
+        max_tries=int(job.get("max_tries") or 1),
+        service=runtime.service,
         spent=from_cents(int(job.get("spent", 0))),
-        settings=runtime.settings,
-        _store=store,
     )
+    calls = WorkerCalls(store, mission_id, role, attempt, give_up_after)
     until_deadline = started.remaining_ms / 1000  # Redis's clock: the worker's may be off
     job_timeout = float(job["timeout"]) if job.get("timeout") else math.inf
     key = (mission_id, role, attempt)
-    task = asyncio.create_task(agent(ctx), name=f"agent {mission_id}:{role}:{attempt}")
+    task = asyncio.create_task(agent(ctx), name=f"agent {mission_id}:{role}:{attempt}", context=bind_calls(calls))
     runtime.track(key, task)  # its lease is renewed until its end is recorded, outages included
     try:
         ending = await _await_agent(task, job_timeout, until_deadline)
+        if calls.handed_back:  # Redis stayed away too long for an SDK call: not the agent's failure
+            await finish("release", "Redis was unavailable to the agent's calls; running again")
+            return {"ran": True, "outcome": "handed back"}
         if isinstance(ending, Expired):
             await asyncio.shield(expire_when_due(store, mission_id, give_up_after))
             return {"ran": True, "outcome": "expired"}
@@ -188,6 +164,8 @@ async def _await_agent(task: asyncio.Task[Any], job_timeout: float, until_deadli
         return Ended("error", f"budget_exceeded: {exc.message}")
     except JobStopped:
         return Stopped(shutting_down=False)
+    except AttemptHandedBack as exc:
+        return Ended("error", str(exc), retryable=True)  # the runner hands the attempt back
     except Exception as exc:
         return Ended("error", f"{type(exc).__name__}: {exc}"[:MAX_ERROR], retryable=is_retryable(exc))
     try:

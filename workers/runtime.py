@@ -21,6 +21,7 @@ from mission.connections import redis_client
 from mission.events import RESYNC, PubSubHub
 from mission.keys import Keys
 from mission.store import MissionStore
+from workers.surface import public_surface
 
 log = logging.getLogger("mission.worker")
 
@@ -36,6 +37,7 @@ class WorkerRuntime:
         self.keys = Keys(settings.key_prefix, settings.queue)
         self.redis: Redis = redis_client(settings, "mission-worker")
         self.store = MissionStore(self.redis, self.keys)
+        self.service = public_surface(settings)  # what agents see of the service: no secret
         self.hub = PubSubHub(self.redis)
         self.wake = asyncio.Event()
         self.running: dict[Attempt, asyncio.Task[Any]] = {}

@@ -1,6 +1,6 @@
 -- An attempt ends: success advances the graph; failure retries, fails (skipping dependents) or,
 -- for a lost or released worker, runs again as a new attempt. Stale attempts change nothing.
--- ARGV: names, role, attempt, outcome (ok|error|lost|release), output JSON or error text,
+-- ARGV: names, role, attempt, outcome (ok|error|lost|release), output JSON, error text or release reason,
 --       retryable (1|0), retry delay ms, lease losses allowed
 local role, attempt, outcome, payload = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local jk = jkey(role)
@@ -51,7 +51,7 @@ if outcome == 'ok' then
     end
   end
 elseif outcome == 'release' then
-  requeue('QUEUED', t, 'job.requeued', 'worker shut down; running again')
+  requeue('QUEUED', t, 'job.requeued', payload ~= '' and payload or 'worker shut down; running again')
 elseif outcome == 'lost' and tonumber(j[5]) < tonumber(ARGV[8]) then
   redis.call('HINCRBY', jk, 'lost', 1)
   count('lease_reaps')

@@ -12,7 +12,8 @@ if t >= tonumber(m[2]) then
   finish_mission('EXPIRED', 'EXPIRED', expire_reason(), t)
   return {'over', 'EXPIRED'}
 end
-redis.call('HSET', jk, 'status', 'RUNNING', 'started_at', t, 'worker', ARGV[5], 'progress', 0, 'message', '')
+redis.call('HSET', jk, 'status', 'RUNNING', 'started_at', t, 'worker', ARGV[5], 'progress', 0, 'message', '',
+  'sdk_seq', 0)
 redis.call('HINCRBY', jk, 'tries', 1)
 redis.call('ZADD', N.leases, t + lease_ms, lease_member(role, attempt))
 if m[1] == 'QUEUED' then

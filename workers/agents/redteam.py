@@ -1,193 +1,29 @@
 """Red-team agents (Shadow Mirror): audit this service's own settings, Recon → Probe → Report.
 
-No inputs. ``recon`` maps the attack surface from ``ctx.settings`` (a ``config.settings.Settings``;
-optional fields such as ``host``, ``port``, ``api_keys``, ``graphiql``, ``introspection``,
-``debug`` and ``cors_origins`` are read with ``getattr`` so they are audited once they exist).
-Each probe turns the surface (from upstream, or from the settings when run alone) into findings
-``{id, severity, title, evidence, remediation, probe}``; ``report`` merges them into a score.
-
-Secrets never leave: the surface holds booleans and counts, the Redis URL is shown with its
-password masked, and every output is scrubbed of the secret values the settings hold.
+No inputs. ``recon`` maps the attack surface from ``ctx.service``, the public view of the service's
+settings that every agent gets (`workers.surface`): booleans, counts, limits and the Redis URL with
+its password masked, never a secret. Each probe turns the surface (from upstream, or from
+``ctx.service`` when run alone) into findings ``{id, severity, title, evidence, remediation,
+probe}``; ``report`` merges them into a score.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from workers.agents.billing import charge
 from workers.agents.sdk import AgentContext
+from workers.surface import SHORT_KEY
 
 RECON_FEE = Decimal("1.00")  # per surface area mapped
 PROBE_FEE = Decimal("1.00")  # per check run
 REPORT_FEE = Decimal("0.50")  # per finding aggregated, on top of REPORT_BASE
 REPORT_BASE = Decimal("2.00")
 
-MASK = "***"
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 WEIGHT = {"critical": 40, "high": 20, "medium": 8, "low": 3, "info": 0}
-SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
-SECRET_QUERY = ("password", "pass", "secret", "token", "key")
-SHORT_KEY = 32
-WILDCARD_HOSTS = ("0.0.0.0", "::", "")
-LIMIT_FIELDS = (
-    "max_inputs_bytes", "retention_seconds", "worker_concurrency", "lease_seconds", "max_lease_losses",
-    "retry_backoff_seconds", "max_query_depth", "max_query_aliases", "max_query_tokens", "max_request_bytes",
-    "max_subscriptions_per_connection",
-)  # fmt: skip
-
-
-# --- secrets --------------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    """A pydantic ``SecretStr``/``SecretBytes`` unwrapped; anything else unchanged."""
-    reveal = getattr(value, "get_secret_value", None)
-    return reveal() if callable(reveal) else value
-
-
-def api_keys(settings: object) -> list[str] | None:
-    """The configured API keys (None when the settings have no such field)."""
-    if not hasattr(settings, "api_keys"):
-        return None
-    raw = _plain(getattr(settings, "api_keys", None))
-    if raw is None:
-        return []
-    if isinstance(raw, bytes):
-        raw = raw.decode(errors="replace")
-    if isinstance(raw, str):
-        items: list[Any] = raw.split(",")
-    elif isinstance(raw, dict):
-        items = list(raw.values())
-    elif isinstance(raw, (list, tuple, set, frozenset)):
-        items = sorted(raw, key=str)
-    else:
-        items = [raw]
-    return [str(_plain(k)).strip() for k in items if str(_plain(k)).strip()]
-
-
-def secrets_of(settings: object) -> list[str]:
-    """Every secret value the settings hold: the Redis password, API keys, secret-named fields."""
-    found: list[str] = []
-    url = urlsplit(str(getattr(settings, "redis_url", "") or ""))
-    if url.password:
-        found += [url.password, unquote(url.password)]
-    found += [v for k, v in parse_qsl(url.query) if any(w in k.lower() for w in SECRET_QUERY)]
-    found.extend(api_keys(settings) or [])
-    names = list(getattr(type(settings), "model_fields", None) or getattr(settings, "__dict__", {}))
-    for name in names:
-        if any(word in name.lower() for word in SECRET_WORDS) and name != "api_keys":
-            value = _plain(getattr(settings, name, None))
-            if isinstance(value, str) and value:
-                found.append(value)
-    return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
-
-
-def scrub(value: Any, secrets: list[str]) -> Any:
-    """``value`` with every occurrence of a secret replaced by the mask, at any depth."""
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, MASK)
-        return value
-    if isinstance(value, dict):
-        return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v, secrets) for v in value]
-    return value
-
-
-def scrubbed(output: dict[str, Any], settings: object) -> dict[str, Any]:
-    """An agent's output with the settings' secrets masked."""
-    secrets = secrets_of(settings)
-    return {scrub(k, secrets): scrub(v, secrets) for k, v in output.items()}
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password (and secret-looking query values) masked."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None or parts.username is not None:
-        creds, _, hostport = netloc.rpartition("@")
-        user = creds.partition(":")[0]
-        netloc = f"{user}:{MASK}@{hostport}" if parts.password is not None else f"{user}@{hostport}"
-    query = "&".join(
-        f"{k}={MASK if any(w in k.lower() for w in SECRET_QUERY) else v}" for k, v in parse_qsl(parts.query)
-    )
-    return parts._replace(netloc=netloc, query=query).geturl()
-
-
-# --- recon ----------------------------------------------------------------------------------
-
-
-def is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def redis_surface(url: str) -> dict[str, Any]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    unix = scheme == "unix"
-    query = {k.lower(): v.lower() for k, v in parse_qsl(parts.query)}
-    host = parts.hostname
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return {
-        "url": redact_url(url),
-        "scheme": scheme,
-        "host": host,
-        "port": port,
-        "unix_socket": unix,
-        "loopback": unix or is_loopback(host),
-        "password": bool(parts.password) or bool(query.get("password")),
-        "tls": scheme == "rediss" or query.get("ssl") in ("true", "1") or query.get("tls") in ("true", "1"),
-    }
-
-
-def _optional_bool(settings: object, name: str) -> bool | None:
-    value = getattr(settings, name, None)
-    return None if value is None else bool(value)
-
-
-def surface_of(settings: object) -> dict[str, Any]:
-    """What an attacker would map first, from the settings alone; holds no secret."""
-    host = getattr(settings, "host", None)
-    keys = api_keys(settings)
-    origins = getattr(settings, "cors_origins", None) or getattr(settings, "allowed_origins", None)
-    if isinstance(origins, str):
-        origins = origins.split(",")
-    return {
-        "redis": redis_surface(str(getattr(settings, "redis_url", "") or "")),
-        "http": {
-            "host": None if host is None else str(host),
-            "port": getattr(settings, "port", None),
-            "loopback": None if host is None else is_loopback(str(host)),
-            "all_interfaces": host is not None and str(host).strip("[]") in WILDCARD_HOSTS,
-            "graphiql": _optional_bool(settings, "graphiql"),
-            "introspection": _optional_bool(settings, "introspection"),
-            "debug": _optional_bool(settings, "debug"),
-            "cors_origins": None if origins is None else [str(o) for o in origins],
-        },
-        "auth": {
-            "api_keys": None if keys is None else len(keys),
-            "short_keys": 0 if keys is None else sum(1 for k in keys if len(k) < SHORT_KEY),
-        },
-        "limits": {name: getattr(settings, name, None) for name in LIMIT_FIELDS},
-    }
-
-
 # --- probes ---------------------------------------------------------------------------------
 
 # id -> (title, remediation)
@@ -392,15 +228,15 @@ def _surface(ctx: AgentContext) -> dict[str, Any]:
         if isinstance(output, dict) and isinstance(output.get("surface"), dict):
             surface: dict[str, Any] = output["surface"]
             return surface
-    return surface_of(ctx.settings)
+    return ctx.service
 
 
 async def recon(ctx: AgentContext) -> dict[str, Any]:
     """Map the service's surface (Redis, HTTP, auth, limits) from its settings."""
-    surface = surface_of(ctx.settings)
+    surface = ctx.service
     await charge(ctx, RECON_FEE, len(surface), "surface areas mapped")
     await ctx.progress(1.0, f"mapped {len(surface)} surface areas")
-    return scrubbed({"surface": surface}, ctx.settings)
+    return {"surface": surface}
 
 
 async def _probe(ctx: AgentContext, name: str, checks: int, run: Probe) -> dict[str, Any]:
@@ -408,7 +244,7 @@ async def _probe(ctx: AgentContext, name: str, checks: int, run: Probe) -> dict[
     await charge(ctx, PROBE_FEE, checks, f"{name} checks")
     findings = run(surface)
     await ctx.progress(1.0, f"{len(findings)} {name} findings from {checks} checks")
-    return scrubbed({"probe": name, "checks": checks, "findings": findings}, ctx.settings)
+    return {"probe": name, "checks": checks, "findings": findings}
 
 
 async def probe_network(ctx: AgentContext) -> dict[str, Any]:
@@ -435,9 +271,9 @@ async def report(ctx: AgentContext) -> dict[str, Any]:
             findings.extend(f for f in output["findings"] if isinstance(f, dict))
     if not findings and not any(isinstance(o, dict) and "findings" in o for o in ctx.upstream.values()):
         # Run alone: probe the settings directly.
-        surface = surface_of(ctx.settings)
+        surface = ctx.service
         findings = network_findings(surface) + access_findings(surface) + limit_findings(surface)
     await charge(ctx, REPORT_BASE + REPORT_FEE * len(findings), 1, "audit report")
     result = report_of(findings)
     await ctx.progress(1.0, f"score {result['score']} ({result['grade']}): {result['summary']}")
-    return scrubbed(result, ctx.settings)
+    return result

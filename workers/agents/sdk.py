@@ -7,23 +7,29 @@ async def my_agent(ctx: AgentContext) -> dict:
     await ctx.progress(0.5, "halfway")
     return {...}                                     # any JSON-serialisable result
 ```
+
+An agent is user code, so its context is a narrow view: its mission's config and inputs, its
+limits, what the service shows of itself (`service`: addresses, switches and limits, never a
+secret) and a logger. The SDK calls reach Redis through a context variable the worker binds to
+the agent's task, so nothing reachable from the context holds a credential or the store.
+
+Through a Redis outage an SDK call waits, as the worker does; if Redis stays away too long the
+attempt is handed back (`AttemptHandedBack`) and runs again, without counting as a failed try.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mission.errors import BudgetExceeded, JobStopped
 from mission.money import charge_cents, from_cents
-
-if TYPE_CHECKING:
-    from config.settings import Settings
-    from mission.store import MissionStore
 
 MAX_NOTE = 500
 
@@ -36,13 +42,50 @@ class PermanentError(Exception):
     """
 
 
+class AttemptHandedBack(Exception):
+    """Redis stayed away longer than an SDK call may wait: this attempt is handed back and runs
+    again as a new one. Let it propagate; whatever the agent does next is not recorded."""
+
+
 def is_retryable(exc: BaseException) -> bool:
     return not isinstance(exc, (PermanentError, ValueError, TypeError))
 
 
+class AttemptCalls(Protocol):
+    """The SDK calls of one attempt, as the worker makes them; ``seq`` numbers them from 1."""
+
+    async def spend(self, seq: int, cents: int, note: str) -> tuple[str, int, int]: ...
+
+    async def progress(self, seq: int, fraction: float, message: str) -> bool: ...
+
+
+_CALLS: contextvars.ContextVar[AttemptCalls] = contextvars.ContextVar("mission_attempt_calls")
+
+
+def bind_calls(calls: AttemptCalls) -> contextvars.Context:
+    """A copy of the current context in which an agent's SDK calls go to ``calls``: run the
+    agent's task in it (``asyncio.create_task(..., context=...)``)."""
+    context = contextvars.copy_context()
+    context.run(_CALLS.set, calls)
+    return context
+
+
+def set_calls(calls: AttemptCalls) -> None:
+    """Send the SDK calls made in the current context to ``calls``: to run agents outside a worker
+    (an agent's unit tests)."""
+    _CALLS.set(calls)
+
+
+def _calls() -> AttemptCalls:
+    try:
+        return _CALLS.get()
+    except LookupError:
+        raise RuntimeError("an AgentContext's calls work only inside the agent's run") from None
+
+
 @dataclass
 class AgentContext:
-    """One attempt of one agent: its inputs, its upstream results, its budget and deadline."""
+    """One attempt of one agent: its inputs, its upstream results, its limits."""
 
     mission_id: str
     role: str
@@ -51,12 +94,15 @@ class AgentContext:
     inputs: dict[str, Any]
     upstream: dict[str, Any]  # role -> output of every job this one waited for
     config: dict[str, Any]  # the merged mission config: budget, ttl, risk, inputs
-    deadline: datetime
-    allocated: Decimal
-    settings: Settings
-    _store: MissionStore = field(repr=False)
+    deadline: datetime  # the mission's
+    allocated: Decimal  # this agent's share of the budget
+    timeout: float | None = None  # seconds per try, if the template sets one
+    max_tries: int = 1
+    service: dict[str, Any] = field(default_factory=dict)  # the service's public surface: no secret
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("mission.agent"), repr=False)
     spent: Decimal = Decimal("0.00")
+    _seq: int = field(default=0, repr=False)
+    _ordered: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def job_id(self) -> str:
@@ -71,6 +117,10 @@ class AgentContext:
     def remaining(self) -> Decimal:
         return self.allocated - self.spent
 
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
     async def spend(self, amount: Decimal | int | str, note: str = "") -> Decimal:
         """Charge this agent's allocation (fractions of a cent round up); returns what is left.
 
@@ -78,9 +128,8 @@ class AgentContext:
         `JobStopped` when this attempt is no longer current (mission ended, attempt superseded).
         """
         cents = charge_cents(amount)
-        result, spent, allocated = await self._store.spend(
-            self.mission_id, self.role, self.attempt, cents, str(note)[:MAX_NOTE]
-        )
+        async with self._ordered:  # one call at a time, so a retried seq is never overtaken
+            result, spent, allocated = await _calls().spend(self._next(), cents, str(note)[:MAX_NOTE])
         if result == "stale":
             raise JobStopped(f"{self.job_id} attempt {self.attempt} is no longer current")
         if result == "exceeded":
@@ -92,5 +141,7 @@ class AgentContext:
         """Record progress (clamped to 0..1) with a short message; published as an event."""
         value = float(fraction)
         value = 0.0 if math.isnan(value) else min(max(value, 0.0), 1.0)
-        if not await self._store.progress(self.mission_id, self.role, self.attempt, value, str(message)[:MAX_NOTE]):
+        async with self._ordered:
+            current = await _calls().progress(self._next(), value, str(message)[:MAX_NOTE])
+        if not current:
             raise JobStopped(f"{self.job_id} attempt {self.attempt} is no longer current")
