@@ -30,3 +30,12 @@ def charge_cents(amount: Decimal | int | float | str) -> int:
 
 def from_cents(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(CENT)
+
+
+def affordable(remaining: Decimal, fee: Decimal, count: int) -> int:
+    """How many of ``count`` items at ``fee`` each fit in ``remaining``."""
+    if count <= 0:
+        return 0
+    if fee <= 0:
+        return count
+    return max(0, min(count, int(remaining // fee)))

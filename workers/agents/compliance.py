@@ -25,7 +25,6 @@ from decimal import Decimal
 from typing import Any
 
 from workers.agents import fields
-from workers.agents.billing import charge
 from workers.agents.sdk import AgentContext
 
 CHECK_FEE = Decimal("2.00")
@@ -233,7 +232,7 @@ async def _run(
         await ctx.progress(1.0, "no vendor given: check not run")
         return {"check": check, "status": "not_run", "findings": [], "metrics": {}, "reason": "inputs.vendor is empty"}
     outcome = run(vendor)
-    await charge(ctx, CHECK_FEE + extra_fee, 1, f"{check} check")
+    await ctx.pay(CHECK_FEE + extra_fee, 1, f"{check} check")
     await ctx.progress(1.0, f"{check}: {outcome['status']} ({len(outcome['findings'])} findings)")
     return outcome
 

@@ -30,8 +30,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from mission.money import affordable
 from workers.agents import fields
-from workers.agents.billing import affordable, charge
 from workers.agents.sdk import AgentContext
 
 ORDER_FEE = Decimal("0.40")
@@ -234,7 +234,7 @@ async def liquidate(ctx: AgentContext) -> dict[str, Any]:
             rules = replace(rules, tranches=max(1, fits))
     await ctx.progress(0.3, f"scheduling {sellable} positions over {usable:.0f} s")
     plan = liquidation_schedule(positions, rules, horizon)
-    await charge(ctx, ORDER_FEE, plan["totals"]["orders"], "orders scheduled")
+    await ctx.pay(ORDER_FEE, plan["totals"]["orders"], "orders scheduled")
     plan["starts_at"] = now.isoformat()
     for tranche in plan["tranches"]:
         tranche["at"] = (now + timedelta(seconds=tranche["at_seconds"])).isoformat()
@@ -339,8 +339,7 @@ async def project(ctx: AgentContext) -> dict[str, Any]:
     """Project revenue, cash flow, payback and NPV of the upstream market-entry plan."""
     assumptions = parse_projection(ctx.inputs)
     markets = entry_markets(ctx.upstream)
-    paid = affordable(ctx.remaining, PROJECTION_FEE, len(markets))
-    await charge(ctx, PROJECTION_FEE, paid, "market projections")
+    paid = await ctx.pay_per_item(PROJECTION_FEE, len(markets), "market projections")
     await ctx.progress(0.5, f"projecting {paid} markets over {assumptions.years} years")
     result = project_markets(markets[:paid], assumptions)
     result["unprojected"] = [m["market"] for m in markets[paid:]]

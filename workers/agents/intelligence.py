@@ -22,7 +22,6 @@ from decimal import Decimal
 from typing import Any
 
 from workers.agents import fields
-from workers.agents.billing import affordable, charge
 from workers.agents.sdk import AgentContext
 
 SCREEN_FEE = Decimal("2.00")
@@ -220,8 +219,7 @@ async def screen(ctx: AgentContext) -> dict[str, Any]:
     """Screen ``inputs.candidates`` against ``inputs.criteria``: metrics, score, shortlist."""
     companies = parse_candidates(ctx.inputs)
     criteria = parse_criteria(ctx.inputs)
-    paid = affordable(ctx.remaining, SCREEN_FEE, len(companies))
-    await charge(ctx, SCREEN_FEE, paid, "companies screened")
+    paid = await ctx.pay_per_item(SCREEN_FEE, len(companies), "companies screened")
     await ctx.progress(0.5, f"screening {paid} of {len(companies)} candidates")
     result = screen_companies(companies[:paid], criteria)
     result["unscreened"] = [c.name for c in companies[paid:]]
@@ -232,8 +230,7 @@ async def screen(ctx: AgentContext) -> dict[str, Any]:
 async def assess_risks(ctx: AgentContext) -> dict[str, Any]:
     """Red flags and a 0..1 risk score for every candidate in ``inputs.candidates``."""
     companies = parse_candidates(ctx.inputs)
-    paid = affordable(ctx.remaining, ASSESS_FEE, len(companies))
-    await charge(ctx, ASSESS_FEE, paid, "risk assessments")
+    paid = await ctx.pay_per_item(ASSESS_FEE, len(companies), "risk assessments")
     await ctx.progress(0.5, f"assessing {paid} of {len(companies)} candidates")
     assessments = [assess_company(c) for c in companies[:paid]]
     flagged = sum(1 for a in assessments if a["flags"])

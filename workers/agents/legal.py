@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from workers.agents import fields
-from workers.agents.billing import charge
 from workers.agents.sdk import AgentContext
 
 REVIEW_FEE = Decimal("1.00")
@@ -76,7 +75,7 @@ def verdict_of(checks: list[dict[str, Any]], risk_level: str = "medium") -> dict
 async def verdict(ctx: AgentContext) -> dict[str, Any]:
     """Approve, approve with conditions, escalate or reject, from the upstream compliance checks."""
     checks = gather_checks(ctx.upstream)
-    await charge(ctx, REVIEW_FEE, len(checks), "checks reviewed")
+    await ctx.pay(REVIEW_FEE, len(checks), "checks reviewed")
     await ctx.progress(0.5, f"reviewing {len(checks)} checks")
     result = verdict_of(checks, str(ctx.risk.get("level") or "medium"))
     await ctx.progress(1.0, f"decision: {result['decision']}")

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from workers.agents.billing import charge
 from workers.agents.sdk import AgentContext
 from workers.surface import SHORT_KEY
 
@@ -234,14 +233,14 @@ def _surface(ctx: AgentContext) -> dict[str, Any]:
 async def recon(ctx: AgentContext) -> dict[str, Any]:
     """Map the service's surface (Redis, HTTP, auth, limits) from its settings."""
     surface = ctx.service
-    await charge(ctx, RECON_FEE, len(surface), "surface areas mapped")
+    await ctx.pay(RECON_FEE, len(surface), "surface areas mapped")
     await ctx.progress(1.0, f"mapped {len(surface)} surface areas")
     return {"surface": surface}
 
 
 async def _probe(ctx: AgentContext, name: str, checks: int, run: Probe) -> dict[str, Any]:
     surface = _surface(ctx)
-    await charge(ctx, PROBE_FEE, checks, f"{name} checks")
+    await ctx.pay(PROBE_FEE, checks, f"{name} checks")
     findings = run(surface)
     await ctx.progress(1.0, f"{len(findings)} {name} findings from {checks} checks")
     return {"probe": name, "checks": checks, "findings": findings}
@@ -273,7 +272,7 @@ async def report(ctx: AgentContext) -> dict[str, Any]:
         # Run alone: probe the settings directly.
         surface = ctx.service
         findings = network_findings(surface) + access_findings(surface) + limit_findings(surface)
-    await charge(ctx, REPORT_BASE + REPORT_FEE * len(findings), 1, "audit report")
+    await ctx.pay(REPORT_BASE + REPORT_FEE * len(findings), 1, "audit report")
     result = report_of(findings)
     await ctx.progress(1.0, f"score {result['score']} ({result['grade']}): {result['summary']}")
     return result

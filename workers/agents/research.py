@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import Any
 
 from workers.agents import fields
-from workers.agents.billing import affordable, charge
 from workers.agents.sdk import AgentContext
 
 SIZING_FEE = Decimal("2.50")
@@ -82,8 +81,7 @@ async def market_size(ctx: AgentContext) -> dict[str, Any]:
     markets = parse_markets(ctx.inputs)
     reach = fields.number(ctx.inputs, "reach", 0.4, minimum=0, maximum=1)
     capture = fields.number(ctx.inputs, "capture", 0.1, minimum=0, maximum=1)
-    paid = affordable(ctx.remaining, SIZING_FEE, len(markets))
-    await charge(ctx, SIZING_FEE, paid, "markets sized")
+    paid = await ctx.pay_per_item(SIZING_FEE, len(markets), "markets sized")
     await ctx.progress(0.5, f"sizing {paid} of {len(markets)} markets")
     result = size_markets(markets[:paid], reach, capture)
     result["unsized"] = [m["market"] for m in markets[paid:]]

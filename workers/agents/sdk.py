@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from mission.errors import BudgetExceeded, JobStopped
-from mission.money import charge_cents, from_cents
+from mission.money import affordable, charge_cents, from_cents
 
 MAX_NOTE = 500
 
@@ -136,6 +136,18 @@ class AgentContext:
             raise BudgetExceeded(from_cents(cents), from_cents(spent), from_cents(allocated))
         self.spent = from_cents(spent)
         return from_cents(allocated - spent)
+
+    async def pay_per_item(self, fee: Decimal, count: int, what: str) -> int:
+        """Pay ``fee`` for each of ``count`` items, or for as many as the remaining allocation holds,
+        in one charge; returns how many were paid for: the agent works on those."""
+        paid = affordable(self.remaining, fee, count)
+        await self.pay(fee, paid, what)
+        return paid
+
+    async def pay(self, fee: Decimal, count: int, what: str) -> None:
+        """Charge ``count`` × ``fee`` in one spend (nothing when there is nothing to pay for)."""
+        if count > 0 and fee > 0:
+            await self.spend(fee * count, f"{count} {what} at {fee} each")
 
     async def progress(self, fraction: float, message: str = "") -> None:
         """Record progress (clamped to 0..1) with a short message; published as an event."""

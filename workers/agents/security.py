@@ -27,7 +27,6 @@ from decimal import Decimal
 from typing import Any
 
 from workers.agents import fields
-from workers.agents.billing import charge
 from workers.agents.sdk import AgentContext
 
 ACTION_FEE = Decimal("1.50")
@@ -187,6 +186,6 @@ async def lockdown(ctx: AgentContext) -> dict[str, Any]:
         0.2, f"{len(exposure.accounts)} accounts, {len(exposure.api_keys)} keys, {len(exposure.routes)} routes"
     )
     plan = lockdown_plan(exposure, str(ctx.risk.get("level") or "high"))
-    await charge(ctx, ACTION_FEE, len(plan["actions"]), "lockdown actions")
+    await ctx.pay(ACTION_FEE, len(plan["actions"]), "lockdown actions")
     await ctx.progress(1.0, f"{len(plan['actions'])} lockdown actions planned")
     return plan

@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import Any
 
 from workers.agents import fields
-from workers.agents.billing import affordable, charge
 from workers.agents.sdk import AgentContext
 
 EVALUATION_FEE = Decimal("3.00")
@@ -119,8 +118,7 @@ async def entry_plan(ctx: AgentContext) -> dict[str, Any]:
     """Rank the upstream markets and plan the entry waves within the mission's risk appetite."""
     policy = parse_policy(ctx.inputs, str(ctx.risk.get("level") or "medium"))
     markets = sized_markets(ctx.upstream)
-    paid = affordable(ctx.remaining, EVALUATION_FEE, len(markets))
-    await charge(ctx, EVALUATION_FEE, paid, "markets evaluated")
+    paid = await ctx.pay_per_item(EVALUATION_FEE, len(markets), "markets evaluated")
     await ctx.progress(0.5, f"evaluating {paid} of {len(markets)} markets")
     result = plan_entry(markets[:paid], policy)
     result["unevaluated"] = [m["market"] for m in markets[paid:]]

@@ -25,7 +25,6 @@ from decimal import Decimal
 from typing import Any
 
 from workers.agents import fields
-from workers.agents.billing import charge
 from workers.agents.sdk import AgentContext
 
 DCF_FEE = Decimal("1.00")
@@ -133,7 +132,7 @@ async def _value(
         await ctx.progress(1.0, "no company given")
         return _nothing(method)
     result = compute(company, a)
-    await charge(ctx, fee, units(a), note)
+    await ctx.pay(fee, units(a), note)
     await ctx.progress(1.0, f"{label} {result['equity_value']:g}")
     return result
 

@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import Any
 
 from workers.agents import fields
-from workers.agents.billing import affordable, charge
 from workers.agents.sdk import AgentContext
 
 VALUE_FEE = Decimal("5.00")
@@ -161,8 +160,7 @@ async def rank_targets(ctx: AgentContext) -> dict[str, Any]:
     deal = parse_deal(ctx.inputs)
     targets, risks = gather(ctx.upstream)
     level = str(ctx.risk.get("level") or "medium")
-    paid = affordable(ctx.remaining, VALUE_FEE, len(targets))
-    await charge(ctx, VALUE_FEE, paid, "targets valued")
+    paid = await ctx.pay_per_item(VALUE_FEE, len(targets), "targets valued")
     await ctx.progress(0.5, f"valuing {paid} of {len(targets)} shortlisted targets")
     result = rank_targets_plan(targets[:paid], risks, deal, level)
     result["unvalued"] = [t.name for t in targets[paid:]]
