@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -12,12 +12,12 @@ from redis.asyncio import Redis
 
 from config.settings import Settings
 from mission.connections import redis_client
-from mission.errors import InvalidConfig, MissionNotFound, Problem
+from mission.errors import InvalidConfig, MissionError, MissionNotFound, Problem
 from mission.keys import Keys
 from mission.models import MissionStatus, Template
 from mission.plan import build_plan, merge_config
 from mission.records import MissionRecord
-from mission.store import MissionStore
+from mission.store import InvalidCursor, MissionStore, Page, Stats
 from mission.templates import TemplateRegistry
 
 MISSION_ID = re.compile(r"^mssn_[0-9a-f]{32}$")
@@ -186,6 +186,34 @@ class MissionService:
         if record is None or (tenant is not None and record.tenant != tenant):
             return None
         return record
+
+    async def read(self, mission_ids: Sequence[str], *, outputs: bool = False) -> list[MissionRecord | None]:
+        """Whole missions with their jobs, in one round trip; None for unknown ids (no tenant check:
+        callers check `MissionRecord.tenant`)."""
+        return await self.store.read(mission_ids, outputs=outputs)
+
+    async def outputs(self, mission_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Each mission's job outputs (role -> decoded JSON), in one round trip."""
+        return await self.store.outputs(mission_ids)
+
+    async def page(
+        self,
+        scope: str,
+        *,
+        status: MissionStatus | None = None,
+        template_id: str | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Page:
+        """Mission ids of a scope (a tenant, or ``*``), newest first; `MissionError` for a bad cursor."""
+        try:
+            return await self.store.page(scope, status=status, template_id=template_id, first=first, after=after)
+        except InvalidCursor as exc:
+            raise MissionError(f"after: {exc}") from None
+
+    async def stats(self, now_ms: int) -> Stats:
+        """Cluster-wide figures for /metrics."""
+        return await self.store.stats(now_ms)
 
     async def cancel_mission(self, mission_id: str, *, tenant: str | None = None) -> MissionRecord:
         """Cancel the whole graph; running agents stop within a second. Idempotent: a mission

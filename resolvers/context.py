@@ -15,7 +15,6 @@ from mission.events import PubSubHub
 from mission.ratelimit import RateLimiter
 from mission.records import MissionRecord
 from mission.service import MissionService
-from mission.store import MissionStore
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,8 @@ class Loaders:
     """Batch reads of one tick into one Redis round trip. No caching: a subscription's context
     lives as long as its connection, and must never serve an old state."""
 
-    def __init__(self, store: MissionStore) -> None:
-        self._store = store
+    def __init__(self, service: MissionService) -> None:
+        self._service = service
         # keyed by (mission id, with its jobs' outputs)
         self.missions: DataLoader[tuple[str, bool], MissionRecord | None] = DataLoader(self._missions, cache=False)
         self.outputs: DataLoader[str, dict[str, Any]] = DataLoader(self._outputs, cache=False)
@@ -59,13 +58,13 @@ class Loaders:
         for outputs in (False, True):
             unique = list(dict.fromkeys(i for i, o in keys if o is outputs))
             if unique:
-                records = await self._store.read(unique, outputs=outputs)
+                records = await self._service.read(unique, outputs=outputs)
                 found.update(zip(((i, outputs) for i in unique), records, strict=True))
         return [found[key] for key in keys]
 
     async def _outputs(self, mission_ids: list[str]) -> list[dict[str, Any]]:
         unique = list(dict.fromkeys(mission_ids))
-        found = dict(zip(unique, await self._store.outputs(unique), strict=True))
+        found = dict(zip(unique, await self._service.outputs(unique), strict=True))
         return [found[mission_id] for mission_id in mission_ids]
 
 

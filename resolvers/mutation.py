@@ -9,17 +9,7 @@ from strawberry.permission import BasePermission
 
 from mission import errors
 from resolvers.context import Context
-from schema.errors import (
-    CancelMissionResult,
-    DeployMissionResult,
-    FieldProblem,
-    InvalidConfig,
-    MissionCancelled,
-    MissionDeployed,
-    MissionNotFound,
-    RateLimited,
-    TemplateNotFound,
-)
+from schema.errors import CancelMissionResult, DeployMissionResult, MissionCancelled, MissionDeployed, member_of
 from schema.inputs import MissionConfigInput
 from schema.types import Mission
 
@@ -61,14 +51,8 @@ async def deploy_mission(
             idempotency_key=idempotency_key,
             admit=admit,
         )
-    except errors.RateLimited as exc:
-        return RateLimited(message=exc.message, retry_after=exc.retry_after)
-    except errors.TemplateNotFound as exc:
-        return TemplateNotFound(message=exc.message, template_id=strawberry.ID(template_id[:200]))
-    except errors.InvalidConfig as exc:
-        return InvalidConfig(
-            message=exc.message, problems=[FieldProblem(field=p.field, message=p.message) for p in exc.problems]
-        )
+    except (errors.RateLimited, errors.TemplateNotFound, errors.InvalidConfig) as exc:
+        return member_of(exc)
     return MissionDeployed(mission=Mission.of(record), created=created)
 
 
@@ -78,5 +62,5 @@ async def cancel_mission(info: Info, id: strawberry.ID) -> CancelMissionResult:
     try:
         record = await ctx.service.cancel_mission(id, tenant=tenant)
     except errors.MissionNotFound as exc:
-        return MissionNotFound(message=exc.message, mission_id=strawberry.ID(id[:200]))
+        return member_of(exc)
     return MissionCancelled(mission=Mission.of(record))

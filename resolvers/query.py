@@ -7,7 +7,6 @@ import strawberry
 from mission.errors import MissionError
 from mission.models import MissionStatus
 from mission.service import is_mission_id, is_text
-from mission.store import InvalidCursor
 from resolvers.context import Context
 from resolvers.selection import selects
 from schema.types import (
@@ -53,16 +52,9 @@ async def missions(
         raise MissionError("first must not be negative")
     if template_id is not None and not is_text(template_id):
         return MissionConnection(edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None), total_count=0)
-    try:
-        page = await info.context.service.store.page(
-            info.context.caller.scope,
-            status=status,
-            template_id=template_id,
-            first=first,
-            after=after,
-        )
-    except InvalidCursor as exc:
-        raise MissionError(f"after: {exc}") from None
+    page = await info.context.service.page(
+        info.context.caller.scope, status=status, template_id=template_id, first=first, after=after
+    )
     outputs = selects(info, "edges", "node", "jobs", "output") or selects(info, "nodes", "jobs", "output")
     records = await info.context.loaders.missions.load_many([(i, outputs) for i in page.ids])
     edges = [

@@ -1,11 +1,15 @@
-"""Expected failures as union members (Strawberry's errors guide), and the mutation results."""
+"""Expected failures as union members (Strawberry's errors guide), and the mutation results.
+
+`member_of` is the one place a domain error (`mission.errors`) becomes its union member.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, overload
 
 import strawberry
 
+from mission import errors
 from schema.types import Mission
 
 
@@ -54,3 +58,29 @@ DeployMissionResult = Annotated[
     MissionDeployed | TemplateNotFound | InvalidConfig | RateLimited, strawberry.union("DeployMissionResult")
 ]
 CancelMissionResult = Annotated[MissionCancelled | MissionNotFound, strawberry.union("CancelMissionResult")]
+
+
+@overload
+def member_of(exc: errors.TemplateNotFound) -> TemplateNotFound: ...
+@overload
+def member_of(exc: errors.InvalidConfig) -> InvalidConfig: ...
+@overload
+def member_of(exc: errors.MissionNotFound) -> MissionNotFound: ...
+@overload
+def member_of(exc: errors.RateLimited) -> RateLimited: ...
+
+
+def member_of(
+    exc: errors.TemplateNotFound | errors.InvalidConfig | errors.MissionNotFound | errors.RateLimited,
+) -> TemplateNotFound | InvalidConfig | MissionNotFound | RateLimited:
+    """The union member that tells the caller of an expected failure."""
+    match exc:
+        case errors.TemplateNotFound():
+            return TemplateNotFound(message=exc.message, template_id=strawberry.ID(exc.template_id[:200]))
+        case errors.InvalidConfig():
+            problems = [FieldProblem(field=p.field, message=p.message) for p in exc.problems]
+            return InvalidConfig(message=exc.message, problems=problems)
+        case errors.MissionNotFound():
+            return MissionNotFound(message=exc.message, mission_id=strawberry.ID(exc.mission_id[:200]))
+        case errors.RateLimited():
+            return RateLimited(message=exc.message, retry_after=exc.retry_after)

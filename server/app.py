@@ -106,7 +106,7 @@ class MissionGraphQL(GraphQL[Context, None]):
             hub=resources.hub,
             settings=resources.settings,
             principal=request.scope.get("mission.principal"),  # a websocket's is set on connection_init
-            loaders=Loaders(resources.service.store),
+            loaders=Loaders(resources.service),
             deploy_limiter=resources.deploy_limiter,
             request=request,
         )
@@ -248,7 +248,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if caller is None or not caller.sees_all:
                 return JSONResponse(UNAUTHENTICATED, 401, headers={"WWW-Authenticate": "Bearer"})
         resources: Resources = request.state.resources
-        stats = await resources.service.store.stats(now_ms())
+        stats = await resources.service.stats(now_ms())
         body = await render(stats, resources.hub.subscriber_count)
         return Response(body, media_type=CONTENT_TYPE)
 
