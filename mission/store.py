@@ -6,16 +6,15 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
 
 from mission import codec
 from mission.keys import Keys
-from mission.models import JobStatus, MissionStatus
+from mission.models import MissionStatus
 from mission.plan import Plan
-from mission.records import Budget, Event, JobRecord, MissionRecord, ms_to_datetime
+from mission.records import Event, MissionRecord
 from mission.scripts import Scripts
 
 MAX_PAGE = 100
@@ -65,63 +64,6 @@ class Stats:
     missions_by_status: dict[str, int]
 
 
-def fresh_record(
-    mission_id: str,
-    tenant: str,
-    plan: Plan,
-    config: dict[str, Any],
-    created_ms: int,
-    deadline_ms: int,
-    idempotency_key: str | None,
-) -> MissionRecord:
-    """A mission as the deploy script has just stored it (what `read` would return now)."""
-    jobs = tuple(
-        JobRecord(
-            mission_id=mission_id,
-            role=job.role,
-            department=job.department,
-            agent=job.agent,
-            status=JobStatus.WAITING if job.depends_on else JobStatus.QUEUED,
-            attempt=0 if job.depends_on else 1,
-            attempts=0,
-            failures=0,
-            depends_on=job.depends_on,
-            dependents=job.dependents,
-            budget=Budget(job.allocated_cents, 0),
-            progress=0.0,
-            message="",
-            started_at=None,
-            finished_at=None,
-            error=None,
-            timeout=job.timeout,
-            max_tries=job.max_tries,
-            stage=job.stage,
-        )
-        for job in plan.jobs
-    )
-    template = plan.template
-    return MissionRecord(
-        id=mission_id,
-        tenant=tenant,
-        template_id=template.id,
-        status=MissionStatus.QUEUED,
-        created_at=ms_to_datetime(created_ms) or datetime.now(UTC),
-        started_at=None,
-        deadline=ms_to_datetime(deadline_ms) or datetime.now(UTC),
-        finished_at=None,
-        failure_reason=None,
-        outcome_logic_hash=template.outcome_logic_hash or "",
-        config=config,
-        budget=Budget(plan.budget_cents, 0),
-        policy=template.outcome.policy,
-        seq=1 + len(plan.roots),  # mission.deployed, then job.queued for each root
-        stages=plan.stages,
-        dependencies={dept: list(ups) for dept, ups in template.dependencies.items()},
-        jobs=jobs,
-        idempotency_key=idempotency_key,
-    )
-
-
 class InvalidCursor(ValueError):
     """An ``after`` cursor this service did not make."""
 
@@ -162,8 +104,8 @@ class MissionStore:
         retention_seconds: int,
         client: Redis | None = None,
     ) -> MissionRecord | str:
-        """Write the mission and queue its roots; returns it as stored (built here, not read back),
-        or the id of the mission an already used idempotency key deployed."""
+        """Write the mission and queue its roots; returns it as the script stored it, or the id of
+        the mission an already used idempotency key deployed."""
         template, config = plan.template, plan.config
         config_json = config.model_dump(mode="json")
         fields = {
@@ -210,7 +152,7 @@ class MissionStore:
         )
         if result[0] != "created":
             return str(result[1])
-        return fresh_record(mission_id, tenant, plan, config_json, int(result[2]), int(result[3]), idempotency_key)
+        return MissionRecord.parse(codec.loads(result[1]))
 
     # --- a worker's transitions ---
 

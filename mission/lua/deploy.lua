@@ -1,4 +1,5 @@
 -- Create a mission, its jobs and indexes; queue its root jobs and its deadline job; one event each.
+-- Returns the mission as stored, in the shape read.lua gives, so the caller never re-derives it.
 -- ARGV: names, mission fields (JSON object), jobs (JSON array of objects), idempotency key or '',
 --       idempotency key TTL (s), deployed event data (JSON)
 local idem = ARGV[4]
@@ -18,12 +19,14 @@ for k, v in pairs(fields) do hs[#hs + 1] = k; hs[#hs + 1] = v end
 redis.call('HSET', N.m, unpack(hs))
 
 local roots = {}
-for _, job in ipairs(jobs) do
+local stored = {}
+for i, job in ipairs(jobs) do
   local status, attempt = 'WAITING', 0
-  if job.depends_on == '[]' then status, attempt = 'QUEUED', 1; roots[#roots + 1] = job.role end
+  if #cjson.decode(job.depends_on) == 0 then status, attempt = 'QUEUED', 1; roots[#roots + 1] = job.role end
   local js = {'status', status, 'attempt', attempt, 'tries', 0, 'failures', 0, 'lost', 0, 'spent', 0, 'progress', 0}
   for k, v in pairs(job) do js[#js + 1] = k; js[#js + 1] = v end
   redis.call('HSET', jkey(job.role), unpack(js))
+  stored[i] = js
 end
 
 for scope, score in pairs({[fields.tenant] = nt, ['*'] = n}) do
@@ -43,4 +46,14 @@ end
 enqueue('expire_mission', N.mid .. ':deadline', '["' .. N.mid .. '"]', deadline, t)
 redis.call('ZADD', N.deadlines, deadline, N.mid)
 wake()
-return {'created', N.mid, t, deadline}
+
+local function map(flat)
+  local out = {}
+  for i = 1, #flat, 2 do out[flat[i]] = flat[i + 1] end
+  return out
+end
+local mission = map(hs)
+mission.seq = redis.call('HGET', N.m, 'seq')
+mission.jobs = {}
+for i, js in ipairs(stored) do mission.jobs[i] = map(js) end
+return {'created', cjson.encode(mission)}
