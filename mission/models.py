@@ -26,7 +26,7 @@ class MissionStatus(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self not in (MissionStatus.QUEUED, MissionStatus.RUNNING)
+        return self in TERMINAL_MISSION_STATUSES
 
 
 class JobStatus(StrEnum):
@@ -45,9 +45,40 @@ class JobStatus(StrEnum):
         return self in TERMINAL_JOB_STATUSES
 
 
+TERMINAL_MISSION_STATUSES = frozenset(
+    {MissionStatus.SUCCEEDED, MissionStatus.FAILED, MissionStatus.CANCELLED, MissionStatus.EXPIRED}
+)
 TERMINAL_JOB_STATUSES = frozenset(
     {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SKIPPED, JobStatus.EXPIRED}
 )
+
+
+class EventType(StrEnum):
+    """Every type of event in a mission's log: ``mission.<verb>`` or ``job.<verb>``. The Lua
+    scripts write them; a test fails when a script writes one that is not listed here."""
+
+    MISSION_DEPLOYED = "mission.deployed"
+    MISSION_STARTED = "mission.started"
+    MISSION_SUCCEEDED = "mission.succeeded"
+    MISSION_FAILED = "mission.failed"
+    MISSION_CANCELLED = "mission.cancelled"
+    MISSION_EXPIRED = "mission.expired"
+    JOB_QUEUED = "job.queued"
+    JOB_STARTED = "job.started"
+    JOB_SPENT = "job.spent"
+    JOB_PROGRESS = "job.progress"
+    JOB_SUCCEEDED = "job.succeeded"
+    JOB_RETRYING = "job.retrying"
+    JOB_REQUEUED = "job.requeued"
+    JOB_FAILED = "job.failed"
+    JOB_SKIPPED = "job.skipped"
+    JOB_CANCELLED = "job.cancelled"
+    JOB_EXPIRED = "job.expired"
+
+
+# Upper bounds (ms) of the job run-time histogram: the scripts count each attempt in one bucket
+# (the `stats` hash, see mission/keys.py); /metrics makes them cumulative.
+JOB_RUN_BUCKETS_MS = (10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000)
 
 
 class _Strict(BaseModel):

@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
 from config.settings import Settings
+from mission.models import TERMINAL_JOB_STATUSES, TERMINAL_MISSION_STATUSES
 
 DEPLOY = """
 mutation Deploy($templateId: ID!, $config: MissionConfigInput, $key: String) {
@@ -50,8 +51,8 @@ query Summary($id: ID!) {
   mission(id: $id) { status failureReason createdAt finishedAt budget { allocated spent } jobs { role status } }
 }"""
 
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED"}
-TERMINAL_JOB = TERMINAL | {"SKIPPED"}
+TERMINAL = {status.value for status in TERMINAL_MISSION_STATUSES}
+TERMINAL_JOB = {status.value for status in TERMINAL_JOB_STATUSES}
 
 
 class ApiError(Exception):

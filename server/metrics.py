@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mission.models import JOB_RUN_BUCKETS_MS
 from mission.store import Stats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-RUN_BUCKETS_MS = (10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000)  # as in mission/lua/lib.lua
 
 
 class _Snapshot(Collector):
@@ -50,7 +50,7 @@ class _Snapshot(Collector):
         )
 
         cumulative, buckets = 0, []
-        for le in RUN_BUCKETS_MS:
+        for le in JOB_RUN_BUCKETS_MS:
             cumulative += counters.get(f"job_ms_bucket:{le}", 0)
             buckets.append((str(le / 1000), cumulative))
         buckets.append(("+Inf", counters.get("job_ms_count", 0)))

@@ -1,8 +1,7 @@
--- Shared by every mission script (prepended). ARGV[1] is the JSON blob of key names built by
--- mission/keys.py (`Keys.names`); scripts never spell a key themselves.
+-- Shared by every mission script (prepended, after the definitions mission/scripts.py generates from
+-- mission/models.py: TERMINAL_JOB, TERMINAL_MISSION, RUN_BUCKETS_MS). ARGV[1] is the JSON blob of key
+-- names built by mission/keys.py (`Keys.names`); scripts never spell a key themselves.
 local N = cjson.decode(ARGV[1])
-local TERMINAL_JOB = {SUCCEEDED = true, FAILED = true, CANCELLED = true, SKIPPED = true, EXPIRED = true}
-local TERMINAL_MISSION = {SUCCEEDED = true, FAILED = true, CANCELLED = true, EXPIRED = true}
 local WAKE = false
 local TENANT = nil
 
@@ -59,7 +58,6 @@ local function count(field, by)
 end
 
 -- Job run times: one bucket per attempt (upper bounds in ms; /metrics makes them cumulative).
-local RUN_BUCKETS_MS = {10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000}
 local function observe_run(started_at, t)
   if not started_at then return end
   local ms = t - tonumber(started_at)
