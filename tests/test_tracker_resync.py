@@ -38,8 +38,8 @@ class Tracker:
         self._task = asyncio.create_task(self._read())
 
     @classmethod
-    async def connect(cls, url: str, protocol: str, key: str) -> Tracker:
-        ws = await WsClient.connect(url, protocol, {"Authorization": f"Bearer {key}"})
+    async def connect(cls, url: str, protocol: str = TRANSPORT_WS, key: str | None = None) -> Tracker:
+        ws = await WsClient.connect(url, protocol, {"Authorization": f"Bearer {key}"} if key else None)
         return cls(ws, await ws.subscribe(UPDATES))
 
     async def _read(self) -> None:
