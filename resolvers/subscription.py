@@ -73,6 +73,8 @@ async def _changed_since(
 ) -> AsyncGenerator[tuple[MissionRecord | None, int], None]:
     """Each mission of ``scope`` changed after change ``after``, read a page at a time, with its
     latest change number."""
+    if await store.last_change() < after:  # the counter started again (a Redis that lost its data)
+        after = 0
     while True:
         page = await store.changed_since(scope, after, RESYNC_PAGE)
         if not page:

@@ -226,7 +226,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         resources = Resources(
             settings=settings, service=service, hub=hub, deploy_limiter=limiter, supervisor=supervisor
         )
-        app.state.resources = resources
+        app.state.resources = resources  # for what has the app but no request (tests, tools)
         try:
             yield {"resources": resources}
         finally:

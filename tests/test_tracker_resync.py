@@ -141,3 +141,19 @@ async def test_after_pubsub_drops_every_tracker_ends_with_each_missions_terminal
         # a tenant's tracker never hears of another tenant's missions, resyncs included
         assert {tenant_of[m] for m in subs["viewer-a"].last} == {TENANT_A}
     await killer.aclose()
+
+
+async def test_each_script_run_takes_one_change_number_kept_per_mission_and_scope(service: MissionService) -> None:
+    store = service.store
+    before = await store.last_change()
+    (a1, _) = await service.deploy("hang", tenant=TENANT_A)
+    (b1, _) = await service.deploy("hang", tenant=TENANT_B)
+    (a2, _) = await service.deploy("hang", tenant=TENANT_A)
+    # one number per deploy, though each deploy emits several events
+    assert await store.last_change() == before + 3
+    assert await store.changed_since("*", before) == [(a1.id, before + 1), (b1.id, before + 2), (a2.id, before + 3)]
+    assert await store.changed_since(TENANT_A, before) == [(a1.id, before + 1), (a2.id, before + 3)]
+    await service.cancel_mission(a1.id)  # a later change moves the mission, which stays one member
+    assert await store.changed_since(TENANT_A, before) == [(a2.id, before + 3), (a1.id, before + 4)]
+    assert await store.changed_since(TENANT_A, before + 3) == [(a1.id, before + 4)]
+    assert await store.changed_since("*", before, limit=2) == [(b1.id, before + 2), (a2.id, before + 3)]
