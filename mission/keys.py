@@ -23,6 +23,11 @@ Shared:
 - ``ms:idx:<tenant>:<filter>``   zset      mission ids by deploy order; ``<tenant>`` is a tenant or
                                            ``*`` (all); ``<filter>`` is ``all``, ``s:<STATUS>``,
                                            ``t:<template>`` or ``st:<STATUS>:<template>``
+- ``ms:chg``                     counter   change number: one more for each script run that changes
+                                           a mission (stamped as ``chg`` on the tracker's feed)
+- ``ms:chg:<tenant>``            zset      mission id -> the number of its latest change; ``<tenant>``
+                                           is a tenant or ``*`` (all). A tracker that missed live
+                                           events reads the missions changed since the last it saw
 - ``ms:idem:<tenant>:<sha256>``  string    idempotency key -> mission id
 - ``ms:leases``                  zset      ``<mission>|<role>|<attempt>`` of running jobs by lease
                                            expiry (ms); the reaper re-runs lapsed ones
@@ -61,6 +66,7 @@ class Keys:
         self.prefix = prefix
         self.queue = queue
         self.counter = f"{prefix}:n"
+        self.change_counter = f"{prefix}:chg"
         self.leases = f"{prefix}:leases"
         self.deadlines = f"{prefix}:deadlines"
         self.stats = f"{prefix}:stats"
@@ -97,6 +103,10 @@ class Keys:
             kind = "all"
         return f"{self.prefix}:idx:{tenant}:{kind}"
 
+    def changes(self, tenant: str) -> str:
+        """The zset of a tenant's missions (``*``: all tenants') by their latest change number."""
+        return f"{self.prefix}:chg:{tenant}"
+
     def rate(self, name: str, who: str) -> str:
         return f"{self.prefix}:rate:{name}:{who}"
 
@@ -120,6 +130,8 @@ class Keys:
         return {
             "idx": f"{self.prefix}:idx:",
             "counter": self.counter,
+            "chg": self.change_counter,
+            "chs": f"{self.prefix}:chg:",
             "leases": self.leases,
             "deadlines": self.deadlines,
             "stats": self.stats,

@@ -245,13 +245,17 @@ class MissionStore:
             lapsed.append((mission_id, role, int(attempt)))
         return lapsed
 
-    async def active_missions(self, scope: str, limit: int = MAX_PAGE) -> list[str]:
-        """The newest queued and running missions of a tenant (``*``: of all)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for status in (MissionStatus.RUNNING, MissionStatus.QUEUED):
-                pipe.zrevrange(self.keys.index(scope, status.value), 0, limit - 1)
-            running, queued = _text(await pipe.execute())
-        return [str(m) for m in [*running, *queued]]
+    async def last_change(self) -> int:
+        """The newest change number (``Keys.change_counter``); 0 before any change."""
+        return int(await self.redis.get(self.keys.change_counter) or 0)
+
+    async def changed_since(self, scope: str, after: int, limit: int = MAX_PAGE) -> list[tuple[str, int]]:
+        """(mission id, latest change number) of a tenant's missions (``*``: all tenants') changed
+        after change ``after``, oldest change first, at most ``limit``."""
+        rows = await self.redis.zrangebyscore(
+            self.keys.changes(scope), f"({after}", "+inf", start=0, num=limit, withscores=True
+        )
+        return [(str(_text(member)), int(score)) for member, score in rows]
 
     async def overdue_missions(self, now_ms: int, limit: int = 500) -> list[str]:
         """Active missions past their deadline (the deadline jobs' backstop)."""

@@ -36,6 +36,7 @@ from mission.connections import redis_client
 from mission.events import PubSubHub
 from mission.ratelimit import RateLimiter
 from mission.service import MissionService
+from mission.supervisor import Supervisor
 from mission.templates import TemplateRegistry
 from resolvers.context import Context, Loaders
 from schema.schema import build_schema
@@ -79,6 +80,7 @@ class Resources:
     service: MissionService
     hub: PubSubHub
     deploy_limiter: RateLimiter
+    supervisor: Supervisor
 
 
 class MissionGraphQL(GraphQL[Context, None]):
@@ -236,9 +238,10 @@ class MissionGraphQL(GraphQL[Context, None]):
             raise HTTPException(400, "No GraphQL query found in the request") from exc
 
 
-def serve(app: Starlette, settings: Settings, *, port: int, log_level: str = "info") -> None:
-    """Run the app on uvicorn with the service's options."""
-    uvicorn.run(
+def serve(app: Starlette, settings: Settings, *, port: int, log_level: str = "info") -> int:
+    """Run the app on uvicorn with the service's options, until stopped; the exit code (1 when a
+    background task kept crashing, 3 when the app did not start)."""
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=port,
@@ -249,6 +252,13 @@ def serve(app: Starlette, settings: Settings, *, port: int, log_level: str = "in
         ws_max_size=settings.max_request_bytes,
         ws_per_message_deflate=False,  # small JSON events: compressing them costs more CPU than it saves
     )
+    server = uvicorn.Server(config)
+    app.state.stop = lambda: setattr(server, "should_exit", True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        return 3
+    return 1 if app.state.failed else 0
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -260,7 +270,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = redis_client(settings, "mission-api")
         service = MissionService(settings, registry=registry, redis=redis)
-        hub = PubSubHub(redis)
+        supervisor = Supervisor(lambda task: fatal(app, task))
+        hub = PubSubHub(redis, supervisor=supervisor)
         await hub.start()
         # Everything allocated so far lives as long as the process: keep it out of the collector's
         # scans, and collect young objects less often (with many subscribers, collection pauses
@@ -271,9 +282,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         limiter = RateLimiter(
             redis, service.keys, "deploy", settings.deploy_rate_limit, settings.deploy_rate_window_seconds
         )
+        resources = Resources(
+            settings=settings, service=service, hub=hub, deploy_limiter=limiter, supervisor=supervisor
+        )
+        app.state.resources = resources  # for what has the app but no request (tests, tools)
         try:
-            yield {"resources": Resources(settings=settings, service=service, hub=hub, deploy_limiter=limiter)}
+            yield {"resources": resources}
         finally:
+            await supervisor.close()
             await hub.close()
             await redis.aclose(close_connection_pool=True)
 
@@ -296,9 +312,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except (RedisError, OSError, TimeoutError):
             redis_ok = False
         templates = len(resources.service.registry)
-        ready = redis_ok and templates > 0
+        down = resources.supervisor.down  # background tasks not running (see mission/supervisor.py)
+        ready = redis_ok and templates > 0 and not down
         return JSONResponse(
-            {"ready": ready, "redis": redis_ok, "templates": templates}, status_code=200 if ready else 503
+            {"ready": ready, "redis": redis_ok, "templates": templates, "down": down},
+            status_code=200 if ready else 503,
         )
 
     async def metrics(request: Request) -> Response:
@@ -320,8 +338,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     if settings.graphiql:
         routes.append(Mount(STATIC_URL, StaticFiles(directory=STATIC_DIR)))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(BodyLimit, max_bytes=settings.max_request_bytes)],
     )
+    app.state.failed = None  # a background task that kept crashing (then the server stops)
+    app.state.stop = None  # set by `serve`: makes uvicorn stop
+    return app
+
+
+def fatal(app: Starlette, task: str) -> None:
+    """A background task keeps crashing: stop serving (`serve` then returns 1) rather than limp on
+    (without its pub/sub reader, no subscriber would get another event)."""
+    app.state.failed = task
+    log.critical("stopping the server: its %s task keeps crashing", task)
+    if app.state.stop is not None:
+        app.state.stop()

@@ -43,9 +43,9 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
     port = settings.port if port is None else port
     print(f"\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
     try:
-        serve(create_app(settings), settings, port=port)
+        code = serve(create_app(settings), settings, port=port)
     finally:
         stop_process(worker, timeout=30)  # a worker finishing its jobs' bookkeeping
         if local is not None:
             local.stop()
-    return 0
+    return code

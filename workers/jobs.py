@@ -36,8 +36,15 @@ async def expire_mission(ctx: dict[str, Any], mission_id: str) -> str:
 async def reap_leases(ctx: dict[str, Any]) -> dict[str, int]:
     """Cron: run again the attempts whose worker stopped renewing the lease; expire overdue missions."""
     runtime = _runtime(ctx)
-    if not runtime.may_reap:
-        return {"requeued": 0, "expired": 0}  # Redis just came back: live workers renew first
+    counts = {"requeued": 0, "expired": 0}
+    if runtime.may_reap:  # else Redis just came back: live workers renew first
+        # ARQ's cron starts it every MISSION_REAP_EVERY_SECONDS; a crash counts as a supervised task's
+        async with runtime.supervisor.run_once("reaper"):
+            counts = await _reap(runtime)
+    return counts
+
+
+async def _reap(runtime: WorkerRuntime) -> dict[str, int]:
     store = runtime.store
     now_ms = int(time.time() * 1000)
     requeued = 0

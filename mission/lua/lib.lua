@@ -4,6 +4,7 @@
 local N = cjson.decode(ARGV[1])
 local WAKE = false
 local TENANT = nil
+local CHANGE = nil  -- this run's change number (see `emit`)
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -20,7 +21,8 @@ local function money(c)
   return string.format('%d.%02d', math.floor(c / 100), c % 100)
 end
 
--- Append an event to the mission's log and publish it: seq is the log's length, so no gaps.
+-- Append an event to the mission's log and publish it: seq is the log's length, so no gaps. The
+-- tracker's feed (N.cha) also carries the run's change number, `chg`.
 local function emit(etype, status, jid, message, data, t)
   if TENANT == nil then TENANT = redis.call('HGET', N.m, 'tenant') or '' end
   local seq = redis.call('HINCRBY', N.m, 'seq', 1)
@@ -30,7 +32,14 @@ local function emit(etype, status, jid, message, data, t)
     ',"data":' .. (data and cjson.encode(data) or 'null') .. '}'
   redis.call('RPUSH', N.ev, ev)
   redis.call('PUBLISH', N.chm, ev)
-  redis.call('PUBLISH', N.cha, ev)
+  if CHANGE == nil then
+    -- One change number per script run (a run changes one mission), recorded in the tenant's and
+    -- the all-tenants' change sets, so a tracker that missed live events can ask what changed.
+    CHANGE = redis.call('INCR', N.chg)
+    redis.call('ZADD', N.chs .. TENANT, CHANGE, N.mid)
+    redis.call('ZADD', N.chs .. '*', CHANGE, N.mid)
+  end
+  redis.call('PUBLISH', N.cha, string.sub(ev, 1, -2) .. ',"chg":' .. CHANGE .. '}')
   return seq
 end
 
