@@ -8,16 +8,11 @@ import strawberry
 
 from mission.errors import MissionError, MissionNotFound
 from mission.events import RESYNC
-from mission.events import mission_events as event_stream
-from mission.records import Event, MissionRecord
-from mission.service import is_mission_id
-from mission.store import MAX_PAGE, MissionStore
+from mission.records import Event
 from resolvers.context import Context
 from schema.types import Mission, MissionEvent
 
 Info = strawberry.Info[Context, None]
-
-RESYNC_PAGE = MAX_PAGE  # missions read per round trip when a tracker catches up
 
 
 async def mission_events(
@@ -26,10 +21,10 @@ async def mission_events(
     ctx = info.context
     if after_seq is not None and after_seq < 0:
         raise MissionError("afterSeq must not be negative")
-    tenant = await ctx.service.store.tenant_of(mission_id) if is_mission_id(mission_id) else None
+    tenant = await ctx.service.tenant_of(mission_id)
     if tenant is None or not ctx.caller.can_see(tenant):
         raise MissionNotFound(mission_id[:100])
-    async for event in event_stream(ctx.hub, ctx.service.store, mission_id, after_seq or 0):
+    async for event in ctx.service.events(ctx.hub, mission_id, after_seq or 0):
         yield MissionEvent.of(event)
 
 
@@ -41,9 +36,9 @@ async def mission_updates(info: Info) -> AsyncGenerator[Mission, None]:
     scope changed since the last change this subscriber saw are sent again, a page at a time, so a
     mission that ended during the gap is not left showing its old status."""
     ctx = info.context
-    store = ctx.service.store
-    async with ctx.hub.subscribe(store.keys.events_channel, Event.parse) as sub:
-        seen = await store.last_change()  # every change up to this one was delivered (or predates us)
+    service = ctx.service
+    async with ctx.hub.subscribe(service.keys.events_channel, Event.parse) as sub:
+        seen = await service.last_change()  # every change up to this one was delivered (or predates us)
         while True:
             items = [await sub.get()]
             while not sub.queue.empty():
@@ -58,29 +53,11 @@ async def mission_updates(info: Info) -> AsyncGenerator[Mission, None]:
                 seen = max(seen, item.change)
                 if caller.can_see(item.tenant):
                     ids.append(item.mission_id)
-            for record in await store.read(list(dict.fromkeys(ids))):
+            for record in await service.read(list(dict.fromkeys(ids))):
                 if record is not None:
                     yield Mission.of(record)
             if resync_after is not None:
-                async for changed, change in _changed_since(store, caller.scope, resync_after):
+                async for changed, change in service.changed_since(caller.scope, resync_after):
                     seen = max(seen, change)
                     if changed is not None:
                         yield Mission.of(changed)
-
-
-async def _changed_since(
-    store: MissionStore, scope: str, after: int
-) -> AsyncGenerator[tuple[MissionRecord | None, int], None]:
-    """Each mission of ``scope`` changed after change ``after``, read a page at a time, with its
-    latest change number."""
-    if await store.last_change() < after:  # the counter started again (a Redis that lost its data)
-        after = 0
-    while True:
-        page = await store.changed_since(scope, after, RESYNC_PAGE)
-        if not page:
-            return
-        for record, (_, change) in zip(await store.read([m for m, _ in page]), page, strict=True):
-            yield record, change
-        after = page[-1][1]
-        if len(page) < RESYNC_PAGE:
-            return
