@@ -28,6 +28,10 @@ Shared:
                                            expiry (ms); the reaper re-runs lapsed ones
 - ``ms:deadlines``               zset      active mission ids by deadline (ms), a backstop for the
                                            deadline jobs
+- ``ms:finished``                zset      finished mission ids by finish time (ms): the sweeper
+                                           removes each mission (every key above and its id from
+                                           every set, `Keys.mission_sets`) once
+                                           ``Settings.summary_retention_seconds`` have passed
 - ``ms:rate:<name>:<who>``       string    a rate limit's count in the current window (expires with it)
 - ``ms:stats``                   hash      cluster-wide counters for /metrics (deploys, finishes by
                                            template and status, retries, reaps, spend, job run times)
@@ -49,9 +53,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from functools import cached_property, lru_cache
 
 from arq.constants import in_progress_key_prefix, job_key_prefix
+
+from mission.models import MissionStatus
 
 
 class Keys:
@@ -63,6 +70,7 @@ class Keys:
         self.counter = f"{prefix}:n"
         self.leases = f"{prefix}:leases"
         self.deadlines = f"{prefix}:deadlines"
+        self.finished = f"{prefix}:finished"
         self.stats = f"{prefix}:stats"
         self.events_channel = f"{prefix}:ch:events"
         self.control_channel = f"{prefix}:ch:control"
@@ -97,6 +105,21 @@ class Keys:
             kind = "all"
         return f"{self.prefix}:idx:{tenant}:{kind}"
 
+    def mission_keys(self, mission_id: str, roles: Iterable[str]) -> list[str]:
+        """Every key of one mission: what removing a finished mission deletes."""
+        jobs = [self.job(mission_id, role) for role in roles]
+        return [self.mission(mission_id), *jobs, self.outputs(mission_id), self.events(mission_id)]
+
+    def mission_sets(self, tenant: str, template_id: str) -> list[str]:
+        """Every sorted set that may hold a mission's id (the finished set aside): removing a
+        finished mission takes its id out of each. A new set of mission ids is added here."""
+        sets = [self.deadlines]
+        for scope in (tenant, "*"):
+            sets += [self.index(scope), self.index(scope, template_id=template_id)]
+            for status in MissionStatus:
+                sets += [self.index(scope, status.value), self.index(scope, status.value, template_id)]
+        return sets
+
     def rate(self, name: str, who: str) -> str:
         return f"{self.prefix}:rate:{name}:{who}"
 
@@ -122,6 +145,7 @@ class Keys:
             "counter": self.counter,
             "leases": self.leases,
             "deadlines": self.deadlines,
+            "finished": self.finished,
             "stats": self.stats,
             "cha": self.events_channel,
             "ctl": self.control_channel,

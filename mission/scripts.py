@@ -12,7 +12,7 @@ from redis.commands.core import AsyncScript
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 # Scripts that share the prelude (key names blob, events, enqueue, mission end).
 WITH_PRELUDE = ("deploy", "start", "finish", "spend", "progress", "stop")
-STANDALONE = ("heartbeat", "read", "ready", "claim")
+STANDALONE = ("heartbeat", "read", "ready", "claim", "sweep")
 
 
 @cache

@@ -311,6 +311,25 @@ class MissionStore:
         """Active missions past their deadline (the deadline jobs' backstop)."""
         return [str(m) for m in _text(await self.redis.zrangebyscore(self.keys.deadlines, "-inf", now_ms, 0, limit))]
 
+    async def sweep_finished(self, cutoff_ms: int, limit: int = 100) -> int:
+        """Remove up to ``limit`` missions that finished at or before ``cutoff_ms`` (Redis's clock):
+        every key of theirs, their idempotency key and their id from every set; returns how many."""
+        keys = self.keys
+        ids = [str(m) for m in _text(await self.redis.zrangebyscore(keys.finished, "-inf", cutoff_ms, 0, limit))]
+        if not ids:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for mission_id in ids:
+                pipe.hmget(keys.mission(mission_id), ["tenant", "template_id", "roles", "idempotency_key"])
+            rows = _text(await pipe.execute())
+        args: list[Any] = [keys.finished, cutoff_ms]
+        for mission_id, (tenant, template_id, roles, idempotency_key) in zip(ids, rows, strict=True):
+            doomed = keys.mission_keys(mission_id, codec.loads(roles) if roles else [])
+            sets = keys.mission_sets(tenant, template_id) if tenant is not None else [keys.deadlines]
+            idem = keys.idempotency(tenant, idempotency_key) if tenant is not None and idempotency_key else ""
+            args += [mission_id, idem, len(doomed), *doomed, len(sets), *sets]
+        return int(await self.scripts.run("sweep", *args))
+
     async def stop(self, mission_id: str, status: MissionStatus, reason: str = "") -> tuple[str, str]:
         """Cancel or expire; (ok|noop|early|gone, status)."""
         result = _text(await self.scripts.run("stop", self.keys.names(mission_id), status.value, reason))

@@ -117,6 +117,7 @@ local function finish_mission(status, job_status, reason, t)
   if reason then redis.call('HSET', N.m, 'failure_reason', reason) end
   dequeue(N.mid .. ':deadline')
   redis.call('ZREM', N.deadlines, N.mid)
+  redis.call('ZADD', N.finished, t, N.mid)
   index_move(m[1], status)
   count('finished:' .. redis.call('HGET', N.m, 'template_id') .. ':' .. status)
   emit('mission.' .. string.lower(status), status, nil, reason or 'mission succeeded', nil, t)
