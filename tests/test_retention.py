@@ -37,8 +37,6 @@ async def holders(redis: Redis, mission_ids: set[str]) -> list[str]:
                 found.append(f"{key} (named after {mission_id})")
             elif kind == "zset" and await redis.zscore(key, mission_id) is not None:
                 found.append(f"{key} holds {mission_id}")
-            elif kind == "set" and await redis.sismember(key, mission_id):  # type: ignore[misc]
-                found.append(f"{key} holds {mission_id}")
             elif kind == "string" and await redis.get(key) == mission_id:
                 found.append(f"{key} = {mission_id}")
     return found
