@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,10 +14,14 @@ from redis.asyncio import Redis
 
 from mission import codec
 from mission.keys import Keys
+from mission.logs import bound
 from mission.models import JobStatus, MissionStatus
+from mission.money import from_cents
 from mission.plan import Plan
 from mission.records import Budget, Event, JobRecord, MissionRecord, ms_to_datetime
 from mission.scripts import Scripts
+
+log = logging.getLogger("mission.store")
 
 MAX_PAGE = 100
 MAX_READY_COUNTED = 10_000  # queue_ready looks at most at this many due jobs
@@ -32,6 +37,19 @@ def _text(value: Any) -> Any:
 
 def _compact(value: Any) -> str:
     return codec.dumps(value)
+
+
+def log_end(mission_id: str, status: str, ending: Sequence[str]) -> None:
+    """The line saying a mission ended, written by the process whose script ended it; ``ending``
+    is what the scripts return for it (created and finished ms, spent and budget cents, template,
+    tenant)."""
+    created, finished, spent, budget, template_id, tenant = ending
+    duration = (int(finished) - int(created)) / 1000
+    spent_money, budget_money = from_cents(int(spent)), from_cents(int(budget))
+    fields = {"status": status, "duration_s": duration, "spent": str(spent_money), "budget": str(budget_money)}
+    with bound(mission_id=mission_id, template=template_id, tenant=tenant, **fields):  # (extra= may not
+        # name a field a surrounding `bound` already set)
+        log.info("mission %s %s after %.3f s, spent %s of %s", mission_id, status, duration, spent_money, budget_money)
 
 
 @dataclass(frozen=True)
@@ -219,6 +237,8 @@ class MissionStore:
         result = await self.scripts.run("start", self.keys.names(mission_id), role, attempt, lease_ms, worker)
         result = _text(result)
         if result[0] != "ok":
+            if len(result) > 2:  # it found the mission past its deadline and expired it
+                log_end(mission_id, str(result[1]), result[2:])
             return str(result[0])
         _, config, deadline, flat, outputs, remaining = result
         job = dict(zip(flat[::2], flat[1::2], strict=True))
@@ -257,6 +277,8 @@ class MissionStore:
             lease_losses,
         )
         result = _text(result)
+        if len(result) > 2:  # this attempt's end ended the mission
+            log_end(mission_id, str(result[1]), result[2:])
         return str(result[0]), str(result[1])
 
     async def spend(self, mission_id: str, role: str, attempt: int, cents: int, note: str) -> tuple[str, int, int]:
@@ -333,6 +355,8 @@ class MissionStore:
     async def stop(self, mission_id: str, status: MissionStatus, reason: str = "") -> tuple[str, str]:
         """Cancel or expire; (ok|noop|early|gone, status)."""
         result = _text(await self.scripts.run("stop", self.keys.names(mission_id), status.value, reason))
+        if len(result) > 2:
+            log_end(mission_id, str(result[1]), result[2:])
         return str(result[0]), str(result[1])
 
     # --- reads ---

@@ -129,6 +129,12 @@ local function finish_mission(status, job_status, reason, t)
   return true
 end
 
+-- What the caller logs of a mission this script ended: created and finished (ms), spent and
+-- budget (cents), template, tenant.
+local function ending()
+  return redis.call('HMGET', N.m, 'created_at', 'finished_at', 'spent', 'budget', 'template_id', 'tenant')
+end
+
 -- When no job is left open, the outcome policy decides the mission's status.
 local function settle(t)
   local m = redis.call('HMGET', N.m, 'status', 'pending', 'succeeded', 'total', 'policy', 'quorum', 'first_failure')
