@@ -94,6 +94,26 @@ def test_templates_validate_names_template_field_and_reason(
     assert reason in result.stderr
 
 
+def test_templates_validate_shows_every_problem_and_exits_1(tmp_path: Path) -> None:
+    template = two_stage()
+    with_cycle(template)
+    del template["limits"]  # optional: not a problem
+    template["defaults"]["ttl"] = "soon"
+    other = {**two_stage(), "id": "second"}
+    with_duplicate_role(other)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"templates": [template, other]}))
+    result = cli("templates", "validate", str(path))
+    assert result.returncode == 1, result
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert [line.split(": ")[:2] for line in problems] == [
+        ["  - template two_stage", "defaults.ttl"],
+        ["  - template two_stage", "dependencies"],
+        ["  - template second", "squad[1].role"],
+    ], result.stderr
+    assert "dependency cycle" in problems[1] and "duplicate role" in problems[2]
+
+
 def test_templates_validate_accepts_a_good_file() -> None:
     result = cli("templates", "validate", str(TEST_TEMPLATES))
     assert result.returncode == 0, result
