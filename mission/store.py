@@ -47,8 +47,8 @@ def log_end(mission_id: str, status: str, ending: Sequence[str]) -> None:
     duration = (int(finished) - int(created)) / 1000
     spent_money, budget_money = from_cents(int(spent)), from_cents(int(budget))
     fields = {"status": status, "duration_s": duration, "spent": str(spent_money), "budget": str(budget_money)}
-    with bound(mission_id=mission_id, template=template_id, tenant=tenant, **fields):  # (extra= may not
-        # name a field a surrounding `bound` already set)
+    # bound, not extra=: extra may not name a field a surrounding `bound` has set (mission_id)
+    with bound(mission_id=mission_id, template=template_id, tenant=tenant, **fields):
         log.info("mission %s %s after %.3f s, spent %s of %s", mission_id, status, duration, spent_money, budget_money)
 
 
