@@ -87,7 +87,7 @@ def merge_config(template: Template, overrides: Mapping[str, Any] | None, *, max
     for key in overrides:
         if key not in OVERRIDABLE:
             problems.append(Problem(str(key)[:64], f"unknown setting; allowed: {', '.join(OVERRIDABLE)}"))
-    defaults, limits = template.defaults, template.limits
+    defaults, limits = template.defaults, template.bounds
 
     budget = defaults.budget
     if overrides.get("budget") is not None:

@@ -52,7 +52,7 @@ def template_summary(template: Template) -> dict[str, Any]:
         "departments": template.departments,
         "outcome_logic_hash": template.outcome_logic_hash,
         "defaults": template.defaults.model_dump(mode="json"),
-        "limits": template.limits.model_dump(mode="json"),
+        "limits": template.bounds.model_dump(mode="json"),
     }
 
 

@@ -128,14 +128,17 @@ async def test_mission_updates_sees_both_deploys(
         second = await deploy(api, "fanout")
         await start_worker()
         finished: set[str] = set()
+        statuses: dict[str, list[str]] = {first: [], second: []}
         async for payload in ws.results(op):
             mission = payload["data"]["missionUpdates"]
+            statuses[mission["id"]].append(mission["status"])
             if mission["status"] == "SUCCEEDED":
                 finished.add(mission["id"])
             if finished == {first, second}:
                 break
     finally:
         await ws.close()
+    assert finished == {first, second}, statuses  # not merely the stream ending early
 
 
 async def until_subscribed(service: MissionService, channel: str) -> None:

@@ -68,3 +68,25 @@ async def _reap(runtime: WorkerRuntime) -> dict[str, int]:
             continue
         expired += result == "ok"
     return {"requeued": requeued, "expired": expired}
+
+
+SWEEP_BATCH = 100
+SWEEP_BATCHES = 10  # at most this many batches per run: a backlog drains over a few runs
+
+
+async def sweep_finished(ctx: dict[str, Any]) -> int:
+    """Cron: remove missions that finished more than ``summary_retention_seconds`` ago."""
+    runtime = _runtime(ctx)
+    keep = runtime.settings.summary_retention_seconds
+    if keep == 0:
+        return 0
+    cutoff_ms = int(time.time() * 1000) - keep * 1000
+    removed = 0
+    for _ in range(SWEEP_BATCHES):
+        swept = await runtime.store.sweep_finished(cutoff_ms, SWEEP_BATCH)
+        removed += swept
+        if swept < SWEEP_BATCH:
+            break
+    if removed:
+        log.info("removed %d mission(s) finished more than %d s ago", removed, keep)
+    return removed

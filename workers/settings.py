@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from config.settings import Settings
 from mission.connections import arq_redis_settings
-from workers.jobs import expire_mission, reap_leases, run_agent_logic
+from workers.jobs import expire_mission, reap_leases, run_agent_logic, sweep_finished
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("mission.worker")
@@ -194,7 +194,10 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     every = settings.reap_every_seconds
     return {
         "functions": FUNCTIONS,
-        "cron_jobs": [cron(reap_leases, name="reap_leases", second=set(range(0, 60, every)), run_at_startup=True)],
+        "cron_jobs": [
+            cron(reap_leases, name="reap_leases", second=set(range(0, 60, every)), run_at_startup=True),
+            cron(sweep_finished, name="sweep_finished", second=set(range(0, 60, every))),
+        ],
         "queue_name": settings.queue,
         "redis_settings": arq_redis_settings(settings),
         "on_startup": startup,

@@ -124,6 +124,7 @@ local function finish_mission(status, job_status, reason, t)
   if reason then redis.call('HSET', N.m, 'failure_reason', reason) end
   dequeue(N.mid .. ':deadline')
   redis.call('ZREM', N.deadlines, N.mid)
+  redis.call('ZADD', N.finished, t, N.mid)
   index_move(m[1], status)
   count('finished:' .. redis.call('HGET', N.m, 'template_id') .. ':' .. status)
   emit('mission.' .. string.lower(status), status, nil, reason or 'mission succeeded', nil, t)
@@ -133,6 +134,12 @@ local function finish_mission(status, job_status, reason, t)
   redis.call('EXPIRE', N.ev, m[3])
   redis.call('EXPIRE', N.out, m[3])
   return true
+end
+
+-- What the caller logs of a mission this script ended: created and finished (ms), spent and
+-- budget (cents), template, tenant.
+local function ending()
+  return redis.call('HMGET', N.m, 'created_at', 'finished_at', 'spent', 'budget', 'template_id', 'tenant')
 end
 
 -- When no job is left open, the outcome policy decides the mission's status.
