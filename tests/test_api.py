@@ -120,12 +120,6 @@ query($status: MissionStatus, $t: ID, $first: Int, $after: String) {
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
-
-
-@pytest.fixture
 def catalogue_path(tmp_path: Path) -> Path:
     raw = json.loads(TEST_TEMPLATES.read_text())
     raw["templates"] += [{**DIAMOND, "outcome_logic_hash": DIAMOND_HASH}, AUDIT]

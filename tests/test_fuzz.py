@@ -38,6 +38,7 @@ from mission.events import PubSubHub
 from mission.service import MissionService
 from server.redis_local import LocalRedis, free_port
 from tests.conftest import REPO, TEST_TEMPLATES, eventually
+from tests.gql import DEPLOY
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,16 +48,6 @@ MAX_SUBSCRIPTIONS = 20  # Settings.max_subscriptions_per_connection (default)
 MAX_REQUEST_BYTES = 256 * 1024  # Settings.max_request_bytes (default): HTTP bodies and websocket frames
 LEAKS = ("Traceback", 'File "', "site-packages", str(REPO), "/usr/lib/python")
 
-DEPLOY = """
-mutation($t: ID!, $config: MissionConfigInput, $key: String) {
-  deployMission(templateId: $t, config: $config, idempotencyKey: $key) {
-    __typename
-    ... on MissionDeployed { created mission { id templateId config { budget ttl inputs } } }
-    ... on TemplateNotFound { message templateId }
-    ... on InvalidConfig { message problems { field message } }
-    ... on RateLimited { message retryAfter }
-  }
-}"""
 READS = """
 query($id: ID!, $sector: String) {
   mission(id: $id) { id }

@@ -13,7 +13,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +68,6 @@ def node() -> str:
         done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=AUDIT_DIR, capture_output=True, timeout=240)
         assert done.returncode == 0, f"npm ci failed ({done.returncode}):\n{done.stdout!r}\n{done.stderr!r}"
     return node
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    yield processes
-    processes.close()
 
 
 async def test_graphql_over_http_audit_has_no_failure_and_no_warning(

@@ -5,7 +5,6 @@ real HTTP against the real server. tests/test_http_audit.py runs the reference a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -31,12 +30,6 @@ REQUEST_ERRORS: dict[str, dict[str, Any]] = {
     "unknown operation": {"query": "query A { __typename }", "operationName": "B"},
     "query limit": {"query": TOO_MANY_ALIASES},
 }
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
 
 
 def media_type(response: httpx.Response) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +17,13 @@ from mission.events import PubSubHub
 from mission.service import MissionService
 from server.redis_local import free_port
 from tests.conftest import TEST_TEMPLATES, eventually, run_to_end
-from tests.gql import data
+from tests.gql import CANCEL, DEPLOY, data
 from tests.processes import Child, Processes
 
 pytestmark = pytest.mark.timeout(90)
 
 KEY = "operator-key-for-the-log-test"
 KEY_ID = hashlib.sha256(KEY.encode()).hexdigest()[:12]
-
-DEPLOY = """
-mutation($t: ID!, $config: MissionConfigInput) {
-  deployMission(templateId: $t, config: $config) { __typename ... on MissionDeployed { mission { id } } }
-}"""
-CANCEL = "mutation($id: ID!) { cancelMission(id: $id) { __typename } }"
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    yield processes
-    processes.close()
 
 
 def lines_of(child: Child, mission_id: str) -> list[dict[str, Any]]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
 from mission.events import PubSubHub, mission_events
 from mission.models import JobStatus, MissionStatus
 from mission.service import MissionService
-from tests.conftest import StartWorker, WorkerProcess, run_to_end
+from tests.conftest import StartWorker, run_to_end
+from tests.processes import Processes
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -19,9 +19,9 @@ async def test_sigkilled_worker_job_is_rerun_by_another_worker_within_the_lease(
     service: MissionService,
     hub: PubSubHub,
     start_worker: StartWorker,
-    worker_process: Callable[[], WorkerProcess],
+    procs: Processes,
 ) -> None:
-    doomed = worker_process()
+    doomed = procs.worker(service.settings.redis_url)
     mission_id = (await service.deploy_mission("slow_chain", {"inputs": {"seconds": 2}}))["mission_id"]
     middle = f"{mission_id}:middle"
 

@@ -11,17 +11,10 @@ import pytest
 from config.settings import Settings
 from mission.service import MissionService
 from tests.conftest import RunningApi, StartWorker, eventually, serve_api
-from tests.gql import LEGACY_WS, TRANSPORT_WS, WsClient, data
+from tests.gql import DEPLOY, LEGACY_WS, TRANSPORT_WS, WsClient, data
 
 pytestmark = pytest.mark.timeout(60)
 
-DEPLOY = """
-mutation($t: ID!, $config: MissionConfigInput) {
-  deployMission(templateId: $t, config: $config) {
-    __typename
-    ... on MissionDeployed { mission { id status } }
-  }
-}"""
 
 EVENTS = """
 subscription($id: ID!, $after: Int) {
