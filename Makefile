@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up test lint bench soak clean schema
+.PHONY: install up test lint bench soak clean schema ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench: $(STAMP) $(CELERY_VENV)/.installed  ## benchmarks vs bare ARQ, Celery, ba
 
 schema: $(STAMP)  ## write schema.graphql (the committed SDL) from the code
 	$(BIN)/python -c "from config.settings import Settings; from schema.schema import build_schema; print(build_schema(Settings()).as_str())" > schema.graphql
+
+ui:  ## rebuild Mission Control (ui/ -> server/static/ui/) from the pinned npm packages; needs Node
+	cd ui && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

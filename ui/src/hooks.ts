@@ -1,0 +1,40 @@
+import { useEffect, useRef, useState } from "react";
+import { type LinkState, linkState, onLinkState } from "./live";
+import { type UrlState, readUrl, writeUrl } from "./logic";
+
+/** Filters and the open mission, kept in the address bar. */
+export function useUrlState(): [UrlState, (patch: Partial<UrlState>, push?: boolean) => void] {
+  const [state, setState] = useState(() => readUrl(window.location.search));
+  const current = useRef(state);
+  current.current = state;
+  useEffect(() => {
+    const onPop = () => setState(readUrl(window.location.search));
+    window.addEventListener("popstate", onPop);
+    return () => window.removeEventListener("popstate", onPop);
+  }, []);
+  const update = (patch: Partial<UrlState>, push = false) => {
+    const next = { ...current.current, ...patch };
+    current.current = next;
+    const url = writeUrl(next) || window.location.pathname;
+    if (push) window.history.pushState(null, "", url);
+    else window.history.replaceState(null, "", url);
+    setState(next);
+  };
+  return [state, update];
+}
+
+/** The clock, ticking every `ms` (for "time left"). */
+export function useNow(ms = 1000): number {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(timer);
+  }, [ms]);
+  return now;
+}
+
+export function useLinkState(): LinkState {
+  const [state, setState] = useState(linkState());
+  useEffect(() => onLinkState((next) => setState(next)), []);
+  return state;
+}
