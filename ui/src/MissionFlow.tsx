@@ -2,12 +2,13 @@ import { Background, Handle, type Node, type NodeProps, Position, ReactFlow } fr
 import "@xyflow/react/dist/style.css";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, gql } from "./api";
-import { useNow } from "./hooks";
+import { useMedia, useNow } from "./hooks";
 import { subscribe } from "./live";
 import {
   NODE_WIDTH,
   appendEvent,
   budgetFraction,
+  formatDuration,
   ganttBars,
   ganttScale,
   isTerminal,
@@ -18,7 +19,14 @@ import {
 import { CANCEL, EVENTS, MISSION } from "./queries";
 import type { Job, MissionDetail, MissionEvent } from "./types";
 
-type DeptData = { department: string; status: string; jobs: Job[]; selected: string; onSelect: (id: string) => void };
+type DeptData = {
+  department: string;
+  status: string;
+  jobs: Job[];
+  selected: string;
+  onSelect: (id: string) => void;
+  vertical: boolean;
+};
 type DeptNode = Node<DeptData, "department">;
 
 function DepartmentNode({ data }: NodeProps<DeptNode>) {
@@ -29,7 +37,7 @@ function DepartmentNode({ data }: NodeProps<DeptNode>) {
       aria-label={`${data.department} department`}
       style={{ width: NODE_WIDTH }}
     >
-      <Handle type="target" position={Position.Left} isConnectable={false} />
+      <Handle type="target" position={data.vertical ? Position.Top : Position.Left} isConnectable={false} />
       <div className="dept-head">
         <strong>{data.department}</strong>
         <span className="dept-status">{data.status}</span>
@@ -52,7 +60,7 @@ function DepartmentNode({ data }: NodeProps<DeptNode>) {
           </li>
         ))}
       </ul>
-      <Handle type="source" position={Position.Right} isConnectable={false} />
+      <Handle type="source" position={data.vertical ? Position.Bottom : Position.Right} isConnectable={false} />
     </div>
   );
 }
@@ -76,6 +84,7 @@ export function MissionFlow({
   const [selected, setSelected] = useState("");
   const [confirming, setConfirming] = useState(false);
   const now = useNow();
+  const narrow = useMedia("(max-width: 600px)");
   const refreshing = useRef<{ timer: ReturnType<typeof setTimeout> | null; again: boolean }>({
     timer: null,
     again: false,
@@ -137,7 +146,7 @@ export function MissionFlow({
     const jobsOf: Record<string, Job[]> = {};
     for (const job of mission.jobs) (jobsOf[job.department] ??= []).push(job);
     const counts = Object.fromEntries(Object.entries(jobsOf).map(([d, jobs]) => [d, jobs.length]));
-    return layoutGraph(mission.graph, counts).map((p) => {
+    return layoutGraph(mission.graph, counts, narrow ? "TB" : "LR").map((p) => {
       const node = mission.graph.nodes.find((n) => n.department === p.department);
       return {
         id: p.department,
@@ -145,16 +154,19 @@ export function MissionFlow({
         position: { x: p.x, y: p.y },
         draggable: false,
         selectable: false,
+        focusable: false, // the agents inside are the buttons to reach
+        style: { pointerEvents: "all" as const }, // not draggable or selectable, yet its agents are clickable
         data: {
           department: p.department,
           status: node?.status ?? "WAITING",
           jobs: jobsOf[p.department] ?? [],
           selected,
           onSelect: setSelected,
+          vertical: narrow,
         },
       };
     });
-  }, [mission, selected]);
+  }, [mission, selected, narrow]);
 
   const edges = useMemo(
     () =>
@@ -231,7 +243,9 @@ export function MissionFlow({
             {mission.budget.spent} / {mission.budget.allocated}
           </small>
         </span>
-        <span>{timeLeft(mission.deadline, mission.status, now)} left</span>
+        <span title="Time left before the deadline">
+          {isTerminal(mission.status) ? "ended" : `${timeLeft(mission.deadline, mission.status, now)} left`}
+        </span>
         <span>
           {done}/{total} jobs
         </span>
@@ -250,11 +264,12 @@ export function MissionFlow({
       <div className="flow-main">
         <div className="flow" aria-label="Department flow">
           <ReactFlow
+            key={narrow ? "TB" : "LR"}
             nodes={nodes}
             edges={edges}
             nodeTypes={nodeTypes}
             fitView
-            fitViewOptions={{ padding: 0.15 }}
+            fitViewOptions={{ padding: 0.15, maxZoom: 1 }}
             nodesConnectable={false}
             nodesDraggable={false}
             elementsSelectable={false}
@@ -342,7 +357,7 @@ function Gantt({ events, now }: { events: MissionEvent[]; now: number }) {
           <ul aria-label="Job runs">
             {bars.map((b) => {
               const end = b.end ?? now;
-              const seconds = ((end - b.start) / 1000).toFixed(2);
+              const took = formatDuration(end - b.start);
               return (
                 <li key={`${b.jobId}#${b.attempt}`}>
                   <span className="label">
@@ -352,7 +367,7 @@ function Gantt({ events, now }: { events: MissionEvent[]; now: number }) {
                     <span
                       className={`run ${b.outcome.toLowerCase()}`}
                       style={{ left: `${((b.start - from) / span) * 100}%`, width: `${Math.max(0.5, ((end - b.start) / span) * 100)}%` }}
-                      title={`${b.role}, try ${b.attempt}: ${b.outcome} after ${seconds} s`}
+                      title={`${b.role}, try ${b.attempt}: ${b.outcome} after ${took}`}
                     />
                   </span>
                   <span className="outcome">{b.outcome}</span>
@@ -361,8 +376,8 @@ function Gantt({ events, now }: { events: MissionEvent[]; now: number }) {
             })}
           </ul>
           <p className="axis">
-            <span>0 s</span>
-            <span>{(span / 1000).toFixed(1)} s</span>
+            <span>0</span>
+            <span>{formatDuration(span)}</span>
           </p>
         </>
       )}

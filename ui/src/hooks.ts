@@ -38,3 +38,15 @@ export function useLinkState(): LinkState {
   useEffect(() => onLinkState((next) => setState(next)), []);
   return state;
 }
+
+/** Whether a media query matches, following changes (narrow screens lay the flow out top down). */
+export function useMedia(query: string): boolean {
+  const [matches, setMatches] = useState(() => window.matchMedia(query).matches);
+  useEffect(() => {
+    const list = window.matchMedia(query);
+    const onChange = () => setMatches(list.matches);
+    list.addEventListener("change", onChange);
+    return () => list.removeEventListener("change", onChange);
+  }, [query]);
+  return matches;
+}

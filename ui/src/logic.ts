@@ -105,6 +105,13 @@ export function formatSeconds(total: number): string {
   return `${sec}s`;
 }
 
+/** A run's length: milliseconds under a second, else seconds and minutes. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return formatSeconds(ms / 1000);
+}
+
 /** What the tracker shows in its "Time left" column. */
 export function timeLeft(deadline: string, status: string, now: number): string {
   if (isTerminal(status)) return "ended";
@@ -217,10 +224,15 @@ export interface Placed {
   height: number;
 }
 
-/** Departments laid out left to right by stage (dagre), each node as tall as its agent list. */
-export function layoutGraph(graph: DepartmentGraph, agentsPerDepartment: Record<string, number>): Placed[] {
+/** Departments laid out by stage (dagre; left to right, or top down on narrow screens), each node as
+ * tall as its agent list. */
+export function layoutGraph(
+  graph: DepartmentGraph,
+  agentsPerDepartment: Record<string, number>,
+  direction: "LR" | "TB" = "LR",
+): Placed[] {
   const g = new dagre.graphlib.Graph();
-  g.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 70, marginx: 8, marginy: 8 });
+  g.setGraph({ rankdir: direction, nodesep: 24, ranksep: direction === "LR" ? 70 : 40, marginx: 8, marginy: 8 });
   g.setDefaultEdgeLabel(() => ({}));
   const heights: Record<string, number> = {};
   for (const node of graph.nodes) {
