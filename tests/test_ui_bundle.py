@@ -1,0 +1,116 @@
+"""Mission Control's committed bundle (server/static/ui/) is what its sources (ui/) build.
+
+Without Node: the hash of the sources recorded at build time (source.sha256) must match the
+sources now, so a change to ui/ without `make ui` fails here. With Node (and npm): the sources are
+built again in a temporary copy and the output must be byte for byte the committed bundle, and the
+page's unit tests (Vitest) run there too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.ui import UI_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+UI_SRC = REPO / "ui"
+MAX_GZIP_BYTES = 300_000
+
+
+def source_files(root: Path) -> list[str]:
+    """What the build hashes (ui/scripts/hash.mjs): every file but node_modules/ and *.test.ts."""
+    found = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if "node_modules" in rel.parts or not path.is_file() or path.name.endswith(".test.ts"):
+            continue
+        found.append(rel.as_posix())
+    return sorted(found)
+
+
+def source_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for rel in source_files(root):
+        digest.update(rel.encode() + b"\0")
+        digest.update((root / rel).read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def bundle_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_committed_bundle_is_built_from_the_current_sources() -> None:
+    recorded = (UI_DIR / "source.sha256").read_text().strip()
+    assert recorded == source_hash(UI_SRC), "ui/ changed since the bundle was built: run `make ui` and commit"
+
+
+def test_bundle_is_self_contained_and_small() -> None:
+    page = (UI_DIR / "index.html").read_text()
+    assets = sorted((UI_DIR / "assets").iterdir())
+    for asset in assets:
+        assert f"/ui/assets/{asset.name}" in page
+    text = page + "".join(a.read_text(errors="replace") for a in assets if a.suffix == ".css")
+    assert "http://" not in text and "https://" not in text, "the page or its styles load something from elsewhere"
+    gzipped = sum(len(gzip.compress(a.read_bytes(), 9)) for a in assets)
+    assert gzipped <= MAX_GZIP_BYTES, f"bundle is {gzipped} bytes gzipped"
+
+
+def test_lock_file_has_no_download_addresses() -> None:
+    lock = (UI_SRC / "package-lock.json").read_text()
+    assert '"resolved"' not in lock
+    assert "omit-lockfile-registry-resolved=true" in (UI_SRC / ".npmrc").read_text()
+
+
+@pytest.fixture(scope="module")
+def built_copy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of ui/ with its pinned packages installed (npm ci); skipped when Node is absent."""
+    npm = shutil.which("npm")
+    if shutil.which("node") is None or npm is None:
+        pytest.skip("Node and npm are not installed (.ci/run installs them): the bundle's hash was still checked")
+    root = tmp_path_factory.mktemp("ui")
+    copy = root / "ui"
+    shutil.copytree(UI_SRC, copy, ignore=shutil.ignore_patterns("node_modules"))
+    install = [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"]
+    subprocess.run(install, cwd=copy, check=True, capture_output=True, timeout=600)
+    yield copy
+
+
+@pytest.mark.timeout(900)
+def test_sources_rebuild_to_the_committed_bundle(built_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = subprocess.run(
+        ["npm", "run", "build"],
+        cwd=built_copy,
+        env={**_env(), "UI_OUT_DIR": str(out)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rebuilt, committed = bundle_files(out), bundle_files(UI_DIR)
+    assert rebuilt.keys() == committed.keys()
+    for name, data in rebuilt.items():
+        assert data == committed[name], f"{name} differs from the committed bundle: run `make ui` and commit"
+
+
+@pytest.mark.timeout(300)
+def test_page_logic_unit_tests_pass(built_copy: Path) -> None:
+    result = subprocess.run(
+        ["npx", "vitest", "run"], cwd=built_copy, env=_env(), capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed" in result.stdout
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "CI": "1", "NO_COLOR": "1"}
