@@ -116,16 +116,15 @@ function AccessForm({
   };
   return (
     <form className="access" onSubmit={submit}>
-      <label>
-        API key
-        <input
+      <label htmlFor="api-key">API key</label>
+      <input
+          id="api-key"
           type="password"
           autoComplete="off"
           value={draft}
           onChange={(e) => setDraft(e.target.value)}
           placeholder="none"
         />
-      </label>
       <button type="submit">Use key</button>
       {viewer && (
         <span className="who" role="status">

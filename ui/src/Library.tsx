@@ -30,9 +30,9 @@ export function Library({
       <div className="section-head">
         <h2 id="library-title">Mission library</h2>
         <div className="filters">
-          <label>
-            Sector
-            <select value={sector} onChange={(e) => onFilter({ sector: e.target.value })}>
+          <div className="filter">
+            <label htmlFor="filter-sector">Sector</label>
+            <select id="filter-sector" value={sector} onChange={(e) => onFilter({ sector: e.target.value })}>
               <option value="">All sectors</option>
               {sectors.map((s) => (
                 <option key={s} value={s}>
@@ -41,19 +41,27 @@ export function Library({
               ))}
               {sector && !sectors.includes(sector) && <option value={sector}>{sector}</option>}
             </select>
-          </label>
-          <label>
-            Search
-            <input type="search" value={search} onChange={(e) => onFilter({ q: e.target.value })} />
-          </label>
+          </div>
+          <div className="filter">
+            <label htmlFor="filter-search">Search</label>
+            <input
+              id="filter-search"
+              type="search"
+              value={search}
+              onChange={(e) => onFilter({ q: e.target.value })}
+            />
+          </div>
         </div>
       </div>
       {templates.state === "loading" && <p role="status">Loading templates…</p>}
-      {templates.state === "error" && (
-        <p className="error" role="alert">
-          Templates could not be loaded: {templates.message}
-        </p>
-      )}
+      {templates.state === "error" &&
+        (templates.refused ? (
+          <p className="empty">Paste an API key above to see the templates.</p>
+        ) : (
+          <p className="error" role="alert">
+            Templates could not be loaded: {templates.message}
+          </p>
+        ))}
       {templates.state === "ready" && shown.length === 0 && (
         <p className="empty">{all.length ? "No template matches these filters." : "The registry has no templates."}</p>
       )}

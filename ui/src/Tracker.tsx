@@ -131,9 +131,9 @@ export function Tracker({
       <div className="section-head">
         <h2 id="tracker-title">Missions</h2>
         <div className="filters">
-          <label>
-            Status
-            <select value={status} onChange={(e) => onFilter({ status: e.target.value })}>
+          <div className="filter">
+            <label htmlFor="filter-status">Status</label>
+            <select id="filter-status" value={status} onChange={(e) => onFilter({ status: e.target.value })}>
               <option value="">Any status</option>
               {MISSION_STATUSES.map((s) => (
                 <option key={s} value={s}>
@@ -141,10 +141,10 @@ export function Tracker({
                 </option>
               ))}
             </select>
-          </label>
-          <label>
-            Template
-            <select value={template} onChange={(e) => onFilter({ template: e.target.value })}>
+          </div>
+          <div className="filter">
+            <label htmlFor="filter-template">Template</label>
+            <select id="filter-template" value={template} onChange={(e) => onFilter({ template: e.target.value })}>
               <option value="">Any template</option>
               {templates.map((t) => (
                 <option key={t.id} value={t.id}>
@@ -153,21 +153,22 @@ export function Tracker({
               ))}
               {template && !templates.some((t) => t.id === template) && <option value={template}>{template}</option>}
             </select>
-          </label>
+          </div>
         </div>
       </div>
       {state === "loading" && !blocked && <p role="status">Loading missions…</p>}
-      {error && (
+      {blocked && <p className="empty">Paste an API key above to see missions.</p>}
+      {error && !blocked && (
         <p className="error" role="alert">
           {error}
         </p>
       )}
-      {state === "ready" && missions.length === 0 && (
+      {!blocked && state === "ready" && missions.length === 0 && (
         <p className="empty">
           {status || template ? "No mission matches these filters." : "No mission yet: launch one from the library."}
         </p>
       )}
-      {missions.length > 0 && (
+      {!blocked && missions.length > 0 && (
         <>
           <p className="count">
             {missions.length} of {Math.max(page.total, missions.length)} shown

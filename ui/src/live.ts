@@ -47,6 +47,8 @@ export function liveClient(): Client {
     },
     // 4403: the key was refused; retrying will not change that.
     shouldRetry: (event) => !(event && typeof event === "object" && "code" in event && event.code === 4403),
+    // The connection gave up (a refused key): `closed` has already said so; nothing to log.
+    onNonLazyError: () => undefined,
     retryWait: async (retries) => {
       const wait = Math.min(300 * 2 ** retries, 5000) + Math.random() * 200;
       await new Promise((resolve) => setTimeout(resolve, wait));
