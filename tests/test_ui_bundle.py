@@ -23,6 +23,13 @@ from server.ui import UI_DIR
 REPO = Path(__file__).resolve().parent.parent
 UI_SRC = REPO / "ui"
 MAX_GZIP_BYTES = 300_000
+MIN_NODE = (20, 19)  # Vite 8's floor
+
+
+def node_version(text: str) -> tuple[int, int]:
+    """``v20.19.2`` -> (20, 19)."""
+    major, minor, *_ = text.lstrip("v").split(".")
+    return int(major), int(minor)
 
 
 def source_files(root: Path) -> list[str]:
@@ -74,9 +81,12 @@ def test_lock_file_has_no_download_addresses() -> None:
 @pytest.fixture(scope="module")
 def built_copy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of ui/ with its pinned packages installed (npm ci); skipped when Node is absent."""
-    npm = shutil.which("npm")
-    if shutil.which("node") is None or npm is None:
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if node is None or npm is None:
         pytest.skip("Node and npm are not installed (.ci/run installs them): the bundle's hash was still checked")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    if node_version(version) < MIN_NODE:
+        pytest.skip(f"Vite 8 needs Node {'.'.join(map(str, MIN_NODE))} or newer, this is {version}")
     root = tmp_path_factory.mktemp("ui")
     copy = root / "ui"
     shutil.copytree(UI_SRC, copy, ignore=shutil.ignore_patterns("node_modules"))
