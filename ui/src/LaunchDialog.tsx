@@ -178,7 +178,9 @@ export function LaunchDialog({
                     <th scope="col">Agent</th>
                     <th scope="col">Department</th>
                     <th scope="col">Stage</th>
-                    <th scope="col">Budget</th>
+                    <th scope="col" className="num">
+                      Budget
+                    </th>
                   </tr>
                 </thead>
                 <tbody>

@@ -5,7 +5,9 @@ import { ApiError, gql } from "./api";
 import { useMedia, useNow } from "./hooks";
 import { subscribe } from "./live";
 import {
+  NODE_BASE_HEIGHT,
   NODE_WIDTH,
+  ROW_HEIGHT,
   appendEvent,
   budgetFraction,
   formatDuration,
@@ -168,6 +170,12 @@ export function MissionFlow({
     });
   }, [mission, selected, narrow]);
 
+  // As tall as the laid-out graph (within bounds), so a small graph leaves no empty box.
+  const flowHeight = useMemo(() => {
+    const bottom = Math.max(0, ...nodes.map((n) => n.position.y + (n.data.jobs.length * ROW_HEIGHT + NODE_BASE_HEIGHT)));
+    return Math.min(narrow ? 640 : 520, Math.max(300, bottom + 70));
+  }, [nodes, narrow]);
+
   const edges = useMemo(
     () =>
       (mission?.graph.edges ?? []).map((e) => ({
@@ -262,7 +270,7 @@ export function MissionFlow({
         </p>
       )}
       <div className="flow-main">
-        <div className="flow" aria-label="Department flow">
+        <div className="flow" aria-label="Department flow" style={{ height: flowHeight }}>
           <ReactFlow
             key={narrow ? "TB" : "LR"}
             nodes={nodes}
@@ -279,7 +287,7 @@ export function MissionFlow({
             <Background gap={16} />
           </ReactFlow>
         </div>
-        <aside className="agent-detail" aria-label="Agent details">
+        <aside className="agent-detail" aria-label="Agent details" style={{ maxHeight: narrow ? undefined : flowHeight }}>
           {job ? <AgentDetail job={job} /> : <p className="note">Click an agent to see its output, error, spend and tries.</p>}
         </aside>
       </div>
@@ -292,7 +300,7 @@ export function MissionFlow({
                 <span className="seq">{e.seq}</span>
                 <time dateTime={e.at}>{new Date(e.at).toLocaleTimeString()}</time>
                 <span className="type">{e.type}</span>
-                {e.jobId && <span className="job">{e.jobId.slice(e.jobId.lastIndexOf(":") + 1)}</span>}
+                <span className="job">{e.jobId ? e.jobId.slice(e.jobId.lastIndexOf(":") + 1) : ""}</span>
                 <span className="msg">{e.message}</span>
               </li>
             ))}
