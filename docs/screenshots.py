@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
+import websockets
 from playwright.async_api import Page, async_playwright, expect
+from websockets.typing import Subprotocol
 
 from config.settings import Settings
 from server.app import create_app
@@ -32,8 +35,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 DEPLOY = """mutation ($t: ID!, $config: MissionConfigInput) { deployMission(templateId: $t, config: $config) {
   __typename ... on MissionDeployed { mission { id } } } }"""
 CANCEL = "mutation ($id: ID!) { cancelMission(id: $id) { __typename } }"
-STATUS = "query ($id: ID!) { mission(id: $id) { status } }"
-FINISHED = {"SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED"}
+EVENTS = "subscription ($id: ID!) { missionEvents(missionId: $id) { seq } }"
+PROTOCOL: Subprotocol = Subprotocol("graphql-transport-ws")
 
 
 class Api:
@@ -57,9 +60,18 @@ class Api:
         return mission_id
 
     async def wait_finished(self, mission_id: str, timeout: float = 30) -> None:
-        async with asyncio.timeout(timeout):
-            while (await self.call(STATUS, id=mission_id))["mission"]["status"] not in FINISHED:
-                await asyncio.sleep(0.1)
+        """Until the mission ends: its missionEvents subscription completes then."""
+        url = self.root.replace("http", "ws", 1) + "graphql"
+        async with asyncio.timeout(timeout), websockets.connect(url, subprotocols=[PROTOCOL]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            subscribe = {"query": EVENTS, "variables": {"id": mission_id}}
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+            async for raw in ws:
+                message = json.loads(raw)
+                if message["type"] == "error":
+                    raise RuntimeError(f"missionEvents {mission_id}: {message}")
+                if message["type"] == "complete":
+                    return
 
 
 @contextlib.asynccontextmanager
@@ -75,7 +87,7 @@ async def own_service() -> AsyncIterator[tuple[str, MissionWorker]]:
         server = uvicorn.Server(config)
         server_task = asyncio.create_task(server.serve())
         async with asyncio.timeout(15):
-            while not server.started:
+            while not server.started:  # noqa: ASYNC110 — uvicorn exposes no event for this
                 await asyncio.sleep(0.05)
         try:
             yield f"http://127.0.0.1:{port}/", worker
