@@ -1,7 +1,7 @@
 import { memo, useCallback, useEffect, useRef, useState } from "react";
 import { ApiError, gql } from "./api";
-import { useNow } from "./hooks";
-import { onLinkState, subscribe } from "./live";
+import { useClock } from "./hooks";
+import { lastMessageArrival, onLinkState, subscribe } from "./live";
 import { MISSION_STATUSES, applyUpdate, budgetFraction, isTerminal, jobsDone, timeLeft } from "./logic";
 import { CANCEL, MISSIONS, UPDATES } from "./queries";
 import type { MissionSummary, Template } from "./types";
@@ -39,12 +39,11 @@ export function Tracker({
   const [state, setState] = useState<"loading" | "ready" | "error">("loading");
   const [error, setError] = useState("");
   const [confirming, setConfirming] = useState<MissionSummary | null>(null);
-  const now = useNow();
   const filter = useRef({ status, template });
   filter.current = { status, template };
   const more = useRef(false);
   more.current = page.hasNextPage;
-  const received = useRef<number | null>(null); // when the oldest update not yet on screen arrived
+  const received = useRef<number | null>(null); // when the oldest update not yet on screen reached the page
 
   const load = useCallback(async () => {
     try {
@@ -73,7 +72,7 @@ export function Tracker({
     const sub = subscribe<{ missionUpdates: MissionSummary }>({
       query: UPDATES,
       next: ({ missionUpdates: m }) => {
-        received.current ??= performance.now();
+        received.current ??= lastMessageArrival() || performance.now();
         setMissions((list) => applyUpdate(list, m, filter.current, more.current));
       },
       error: (message) => setError(message),
@@ -178,7 +177,6 @@ export function Tracker({
               <MissionRow
                 key={m.id}
                 mission={m}
-                now={now}
                 canOperate={canOperate}
                 onOpen={onOpen}
                 onCancel={setConfirming}
@@ -199,13 +197,11 @@ export function Tracker({
 
 const MissionRow = memo(function MissionRow({
   mission: m,
-  now,
   canOperate,
   onOpen,
   onCancel,
 }: {
   mission: MissionSummary;
-  now: number;
   canOperate: boolean;
   onOpen: (id: string) => void;
   onCancel: (m: MissionSummary) => void;
@@ -243,7 +239,7 @@ const MissionRow = memo(function MissionRow({
         </small>
       </span>
       <span className="left" title="Time left before the deadline">
-        {timeLeft(m.deadline, m.status, now)}
+        {isTerminal(m.status) ? "ended" : <Countdown deadline={m.deadline} status={m.status} />}
       </span>
       <span className="jobs" title="Jobs done / total">
         {done}/{total} jobs
@@ -258,6 +254,11 @@ const MissionRow = memo(function MissionRow({
     </li>
   );
 });
+
+/** Time left, re-rendered alone each second. */
+function Countdown({ deadline, status }: { deadline: string; status: string }) {
+  return <>{timeLeft(deadline, status, useClock())}</>;
+}
 
 function ConfirmCancel({ mission, onYes, onNo }: { mission: MissionSummary; onYes: () => void; onNo: () => void }) {
   const dialog = useRef<HTMLDialogElement>(null);

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useRef, useState, useSyncExternalStore } from "react";
 import { type LinkState, linkState, onLinkState } from "./live";
 import { type UrlState, readUrl, writeUrl } from "./logic";
 
@@ -49,4 +49,30 @@ export function useMedia(query: string): boolean {
     return () => list.removeEventListener("change", onChange);
   }, [query]);
   return matches;
+}
+
+// One clock for the whole page, ticking once a second while something shows a countdown: each
+// countdown re-renders alone, not the row (or the list) around it.
+const clock = { now: Date.now(), timer: 0 as ReturnType<typeof setInterval> | 0, listeners: new Set<() => void>() };
+
+function watchClock(listener: () => void): () => void {
+  clock.listeners.add(listener);
+  if (!clock.timer) {
+    clock.now = Date.now();
+    clock.timer = setInterval(() => {
+      clock.now = Date.now();
+      for (const l of clock.listeners) l();
+    }, 1000);
+  }
+  return () => {
+    clock.listeners.delete(listener);
+    if (!clock.listeners.size && clock.timer) {
+      clearInterval(clock.timer);
+      clock.timer = 0;
+    }
+  };
+}
+
+export function useClock(): number {
+  return useSyncExternalStore(watchClock, () => clock.now);
 }

@@ -27,6 +27,24 @@ export function onLinkState(listener: (state: LinkState, resumed: boolean) => vo
   return () => listeners.delete(listener);
 }
 
+let lastArrival = 0;
+
+/** When the latest websocket message reached the page (performance.now()'s clock): the start of
+ * "how long until it is on screen". */
+export function lastMessageArrival(): number {
+  return lastArrival;
+}
+
+class TimedWebSocket extends WebSocket {
+  constructor(url: string | URL, protocols?: string | string[]) {
+    super(url, protocols);
+    // registered before graphql-ws's own handler, so it runs first
+    this.addEventListener("message", (event) => {
+      lastArrival = event.timeStamp;
+    });
+  }
+}
+
 function socketUrl(): string {
   const { protocol, host } = window.location;
   return `${protocol === "https:" ? "wss" : "ws"}://${host}/graphql`;
@@ -38,6 +56,7 @@ export function liveClient(): Client {
   setState("connecting");
   client = createClient({
     url: socketUrl(),
+    webSocketImpl: TimedWebSocket,
     lazy: false,
     keepAlive: 10_000,
     retryAttempts: Number.POSITIVE_INFINITY,
