@@ -316,6 +316,27 @@ async def test_a_dropped_websocket_resumes_without_losing_events(
     assert_stayed_home(traffic, ui_api)
 
 
+async def test_the_timeline_shows_every_try_of_a_retried_job(
+    browser: Browser, ui_api: RunningApi, start_worker: StartWorker, http: httpx.AsyncClient
+) -> None:
+    await start_worker()
+    mission_id = await deploy(http, ui_api, "flaky")  # fails twice, succeeds on its third try
+    traffic = Traffic()
+    page = await open_page(browser, traffic)
+    await page.goto(f"{root(ui_api)}?mission={mission_id}")
+    await expect(page.get_by_role("status", name="Mission status")).to_have_text("SUCCEEDED")
+    runs = page.get_by_role("list", name="Job runs").get_by_role("listitem")
+    await expect(runs).to_have_count(3)
+    await expect(runs).to_contain_text(["try 1", "try 2", "try 3"])
+    await expect(runs.nth(0)).to_contain_text("RETRYING")
+    await expect(runs.nth(2)).to_contain_text("SUCCEEDED")
+    await page.get_by_role("button", name=re.compile("flake")).click()
+    details = page.get_by_role("complementary", name="Agent details")
+    await expect(details).to_contain_text("Attempts3")
+    await expect(details.locator("pre")).to_contain_text('"succeeded_on": 3')
+    assert_stayed_home(traffic, ui_api)
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
 async def test_the_page_fits_desktop_and_phone(
     browser: Browser,
