@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -32,15 +33,34 @@ def node_version(text: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
+# The build's inputs, as ui/scripts/hash.mjs lists them: files, and folders taken whole (but tests).
+INPUTS = [
+    ".npmrc",
+    "index.html",
+    "package-lock.json",
+    "package.json",
+    "scripts",
+    "src",
+    "tsconfig.json",
+    "vite.config.ts",
+]
+
+
 def source_files(root: Path) -> list[str]:
-    """What the build hashes (ui/scripts/hash.mjs): every file but node_modules/ and *.test.ts."""
+    """What the build hashes (ui/scripts/hash.mjs)."""
     found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if "node_modules" in rel.parts or not path.is_file() or path.name.endswith(".test.ts"):
-            continue
-        found.append(rel.as_posix())
+    for name in INPUTS:
+        top = root / name
+        paths = sorted(p for p in top.rglob("*") if p.is_file()) if top.is_dir() else [top]
+        found += [p.relative_to(root).as_posix() for p in paths if not p.name.endswith(".test.ts")]
     return sorted(found)
+
+
+def test_hash_inputs_are_the_same_list_in_both_languages() -> None:
+    script = (UI_SRC / "scripts" / "hash.mjs").read_text()
+    listed = re.search(r"INPUTS = \[(.*?)\];", script, re.S)
+    assert listed is not None
+    assert re.findall(r'"([^"]+)"', listed.group(1)) == INPUTS
 
 
 def source_hash(root: Path) -> str:
