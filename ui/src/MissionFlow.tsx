@@ -83,6 +83,7 @@ export function MissionFlow({
   const [state, setState] = useState<"loading" | "ready" | "missing" | "error">("loading");
   const [error, setError] = useState("");
   const [events, setEvents] = useState<MissionEvent[]>([]);
+  const [eventsEnded, setEventsEnded] = useState(false);
   const [selected, setSelected] = useState("");
   const [confirming, setConfirming] = useState(false);
   const now = useNow();
@@ -134,7 +135,10 @@ export function MissionFlow({
         refresh();
       },
       error: (message) => setError(message),
-      complete: () => refresh(),
+      complete: () => {
+        setEventsEnded(true);
+        refresh();
+      },
     });
     return () => {
       sub.stop();
@@ -294,6 +298,11 @@ export function MissionFlow({
       <div className="flow-lower">
         <section aria-labelledby="log-title" className="log">
           <h3 id="log-title">Event log</h3>
+          {events.length === 0 && (
+            <p className="note">
+              {eventsEnded ? "This mission's event log has expired (it is kept for a retention period)." : "Waiting for events…"}
+            </p>
+          )}
           <ol role="log" aria-live="polite" aria-labelledby="log-title">
             {events.map((e) => (
               <li key={e.seq}>
