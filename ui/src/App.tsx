@@ -6,9 +6,7 @@ import { resetLiveClient } from "./live";
 import { MissionFlow } from "./MissionFlow";
 import { TEMPLATES, VIEWER } from "./queries";
 import { Tracker } from "./Tracker";
-import type { Template, Viewer } from "./types";
-
-type Load<T> = { state: "loading" } | { state: "ready"; value: T } | { state: "error"; message: string; refused: boolean };
+import type { Load, Template, Viewer } from "./types";
 
 function message(err: unknown): { message: string; refused: boolean } {
   if (err instanceof ApiError) return { message: err.message, refused: err.refused };
@@ -134,5 +132,3 @@ function AccessForm({
     </form>
   );
 }
-
-export type { Load };

@@ -1,8 +1,7 @@
 import { useMemo, useState } from "react";
-import type { Load } from "./App";
 import { LaunchDialog } from "./LaunchDialog";
 import { filterTemplates, formatSeconds, sectorsOf } from "./logic";
-import type { Template } from "./types";
+import type { Load, Template } from "./types";
 
 /** Mission Library Grid: one card per template, filtered by sector and a text search. */
 export function Library({

@@ -112,3 +112,9 @@ export interface Viewer {
   role: string;
   canOperate: boolean;
 }
+
+/** Something the page asked the API for: loading, there, or refused with a reason. */
+export type Load<T> =
+  | { state: "loading" }
+  | { state: "ready"; value: T }
+  | { state: "error"; message: string; refused: boolean };
