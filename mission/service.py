@@ -16,7 +16,7 @@ from mission.errors import InvalidConfig, MissionError, MissionNotFound, Problem
 from mission.events import PubSubHub, mission_events
 from mission.keys import Keys
 from mission.models import MissionStatus, Template
-from mission.plan import build_plan, merge_config
+from mission.plan import Plan, build_plan, merge_config
 from mission.records import Event, MissionRecord
 from mission.store import MAX_PAGE, InvalidCursor, MissionStore, Page, Stats
 from mission.templates import TemplateRegistry
@@ -133,6 +133,13 @@ class MissionService:
         )
         return mission_summary(record, created=created)
 
+    def plan(self, template_id: str, config: Mapping[str, Any] | None = None) -> Plan:
+        """The plan a deploy with these overrides runs (a dry run: nothing is written).
+        `TemplateNotFound` or `InvalidConfig` as the deploy would raise them."""
+        template = self.registry.get(template_id)
+        merged = merge_config(template, config, max_inputs_bytes=self.settings.max_inputs_bytes)
+        return build_plan(template, merged)
+
     async def deploy(
         self,
         template_id: str,
@@ -148,13 +155,12 @@ class MissionService:
         ``admit`` runs once the deploy is known to be valid and new (not an idempotent replay),
         just before anything is written: a rate limit raises `RateLimited` there.
         """
-        template = self.registry.get(template_id)
+        self.registry.get(template_id)  # an unknown template is the first thing said
         if idempotency_key is not None and not (
             0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and is_text(idempotency_key)
         ):
             raise InvalidConfig([Problem("idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters of text")])
-        merged = merge_config(template, config, max_inputs_bytes=self.settings.max_inputs_bytes)
-        plan = build_plan(template, merged)
+        plan = self.plan(template_id, config)
         if idempotency_key is not None:
             known = await self.store.idempotent(tenant, idempotency_key)
             replay = await self.store.read_one(known) if known else None

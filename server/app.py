@@ -40,6 +40,7 @@ from mission.supervisor import Supervisor
 from mission.templates import TemplateRegistry
 from resolvers.context import Context, Loaders
 from schema.schema import build_schema
+from server import ui
 from server.auth import Authenticator
 from server.graphiql import STATIC_DIR, STATIC_URL, graphiql_html
 from server.limits import BodyLimit
@@ -335,6 +336,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        *ui.routes(),
     ]
     if settings.graphiql:
         routes.append(Mount(STATIC_URL, StaticFiles(directory=STATIC_DIR)))

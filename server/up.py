@@ -41,7 +41,7 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
     env = {**os.environ, "MISSION_REDIS_URL": redis_url}
     worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env)
     port = settings.port if port is None else port
-    print(f"\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
+    print(f"\n  Mission Control: http://{host}:{port}/\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
     try:
         code = serve(create_app(settings), settings, port=port)
     finally:
