@@ -323,8 +323,10 @@ class MissionStore:
         return str(result[0]), str(result[1])
 
     async def decide(self, mission_id: str, verb: str, by: str, note: str, *, allow_self: bool) -> tuple[str, str, str]:
-        """A decision at the approval gate (approve|reject|timeout); returns (ok|not_pending|denied|
-        early|gone, the gate's state, the mission's status)."""
+        """A decision at the approval gate (approve|reject|timeout); returns (result, the gate's state,
+        the mission's status). Result: ok (decided now), late (a person after the deadline: the
+        timeout decided instead), not_pending, denied (four-eyes), early (a timeout before the
+        deadline) or gone."""
         result = _text(
             await self.scripts.run("decide", self.keys.names(mission_id), verb, by, note, "1" if allow_self else "0")
         )

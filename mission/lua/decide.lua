@@ -47,6 +47,8 @@ else
 end
 settle(t)
 wake()
+-- a person too late gets `late`: the timeout decided, not them
+local result = (timed_out and verb ~= 'timeout') and 'late' or 'ok'
 local final = redis.call('HGET', N.m, 'status')
-if TERMINAL_MISSION[final] then return {'ok', state, final, unpack(ending())} end
-return {'ok', state, final}
+if TERMINAL_MISSION[final] then return {result, state, final, unpack(ending())} end
+return {result, state, final}
