@@ -42,10 +42,10 @@ mutation Reject($id: ID!, $reason: String!) {
 
 def add_parsers(sub: Any) -> None:
     """Register `approve` and `reject` on the CLI's subparsers."""
-    for verb, text in (("approve", "approve"), ("reject", "reject")):
+    for verb in ("approve", "reject"):
         p = sub.add_parser(
             verb,
-            help=f"{text} a mission awaiting approval, through the GraphQL API",
+            help=f"{verb} a mission awaiting approval, through the GraphQL API",
             description=__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -84,8 +84,9 @@ async def _decide(url: str, key: str | None, verb: str, mission_id: str, comment
         return 1
     mission = result["mission"]
     approval = mission["approval"] or {}
+    done = "approved" if verb == "approve" else "rejected"
     print(
-        f"mission {mission['id']} {verb}d by key {approval.get('decidedBy')}: "
+        f"mission {mission['id']} {done} by key {approval.get('decidedBy')}: "
         f"gate {approval.get('state')}, mission {mission['status']}"
     )
     return 0

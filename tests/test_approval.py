@@ -24,8 +24,11 @@ from mission.records import Event
 from mission.service import MissionService
 from mission.templates import TemplateRegistry, outcome_logic_hash, parse_templates
 from server.auth import Authenticator
+from server.redis_local import LocalRedis, free_port
 from tests.conftest import RunningApi, eventually, serve_api
 from tests.gql import data
+from tests.processes import Processes, gap_free_problems
+from tests.test_cli import cli_async
 from workers.settings import MissionWorker, create_worker
 
 pytestmark = pytest.mark.timeout(60)
@@ -247,6 +250,9 @@ async def test_a_gated_mission_waits_holding_no_worker_then_runs_to_success_afte
 
     seen = await mission(gate_api, mission_id)
     assert seen["status"] == "AWAITING_APPROVAL" and seen["canDecide"] is True
+    async with client(APPROVER) as http:
+        listed = await data(http, gate_api.url, "{ missions(status: AWAITING_APPROVAL) { nodes { id } } }")
+    assert listed["missions"]["nodes"] == [{"id": mission_id}]
     assert {j["role"]: j["status"] for j in seen["jobs"]}["act"] == "AWAITING_APPROVAL"
     assert seen["approval"]["state"] == "PENDING" and seen["approval"]["decidedAt"] is None
     gate_deadline = datetime.fromisoformat(seen["approval"]["deadline"])
@@ -598,3 +604,99 @@ def test_the_block_is_part_of_the_outcome_logic_hash() -> None:
     # the shipped file's Crash Protocol declares the hash of its block
     crash = crash_protocol()
     assert crash.approval is not None and crash.approval.before == ["Finance"]
+
+
+# --- across restarts (real child processes; Redis keeps an append-only file) ---
+
+
+@pytest.mark.timeout(90)
+async def test_the_timeout_survives_a_worker_kill_and_a_redis_restart(tmp_path: Path) -> None:
+    path = tmp_path / "templates.json"
+    slow = {**gated_template("restart"), "approval": {"before": ["A"], "timeout": 5, "on_timeout": "approve"}}
+    path.write_text(json.dumps({"templates": [slow]}))
+    local = LocalRedis(port=free_port(), data_dir=tmp_path / "redis").start()
+    procs = Processes(tmp_path)
+    try:
+        worker = procs.worker(local.url, templates_path=path)
+        await worker.wait_ready()
+        settings = Settings(redis_url=local.url, templates_path=path)
+        service = MissionService(settings)
+        try:
+            crossing, _ = await service.deploy("restart", deployed_by="deployer")  # its gate is reached now
+            assert crossing.approval is not None and crossing.approval.deadline is not None
+        finally:
+            await service.close()
+        # 1. the worker dies and Redis restarts before the gate's deadline
+        assert worker.kill() == -9
+        redis_process = local.process
+        assert redis_process is not None
+        local.stop()  # SIGTERM: Redis writes its append-only file
+        assert redis_process.returncode == 0
+        local.start()
+        worker = procs.worker(local.url, templates_path=path)
+        await worker.wait_ready()
+        service = MissionService(settings)
+        try:
+            first = await _ended(service, crossing.id)
+            # 2. no worker at all across the next gate's deadline: the next worker takes it at once
+            waiting, _ = await service.deploy("restart", deployed_by="deployer")
+            assert waiting.approval is not None and waiting.approval.deadline is not None
+            assert worker.kill() == -9
+            await asyncio.sleep(max(0.0, waiting.approval.deadline.timestamp() - datetime.now().timestamp()) + 0.5)
+            pending = await service.get_mission(waiting.id)
+            assert pending is not None and pending.approval is not None
+            assert pending.approval.state is ApprovalState.PENDING  # no one to time it out
+            worker = procs.worker(local.url, templates_path=path)
+            await worker.wait_ready()
+            second = await _ended(service, waiting.id)
+        finally:
+            await service.close()
+        assert procs.tracebacks() == []
+    finally:
+        procs.close()
+        local.stop()
+    late = first.at.timestamp() - crossing.approval.deadline.timestamp()
+    assert 0 <= late < 3, late  # the timeout kept its moment through the restarts
+    assert second.at.timestamp() - waiting.approval.deadline.timestamp() >= 0.5
+
+
+async def _ended(service: MissionService, mission_id: str) -> Event:
+    """Wait for the mission to succeed (its gate approved by the timeout); returns the decision's event."""
+
+    async def over() -> bool:
+        return await service.store.status(mission_id) is MissionStatus.SUCCEEDED
+
+    await eventually(over, timeout=30, interval=0.05)
+    record = await service.get_mission(mission_id)
+    assert record is not None and record.approval is not None
+    assert record.approval.state is ApprovalState.TIMED_OUT and record.approval.approved is True
+    events = await service.store.events(mission_id)
+    assert gap_free_problems(mission_id, events, record.seq) == []
+    (decision,) = decisions(events)
+    assert decision.type == "approval.timed_out"
+    return decision
+
+
+# --- the command line ---
+
+
+async def test_approve_and_reject_from_the_command_line(
+    gate_api: RunningApi, gate_service: MissionService, gate_hub: PubSubHub, worker: MissionWorker
+) -> None:
+    first, second = await deploy(gate_api, "always"), await deploy(gate_api, "always")
+    for mission_id in (first, second):
+        await events_until(gate_service, gate_hub, mission_id, "approval.requested")
+    url = ["--url", gate_api.url]
+    code, _, err = await cli_async("approve", first, *url, MISSION_API_KEY=OPERATOR)
+    assert code == 1 and "may not decide approvals" in err
+    code, out, _ = await cli_async("approve", first, "--comment", "go", *url, MISSION_API_KEY=APPROVER)
+    assert code == 0, out
+    assert out.strip() == f"mission {first} approved by key {key_id(APPROVER)}: gate APPROVED, mission RUNNING"
+    code, _, err = await cli_async("reject", first, "--comment", "wait", *url, MISSION_API_KEY=APPROVER_2)
+    assert code == 1 and "already decided: APPROVED" in err
+    code, _, err = await cli_async("reject", second, *url, MISSION_API_KEY=APPROVER)
+    assert code == 2 and "--comment" in err  # a rejection says why
+    code, out, _ = await cli_async("reject", second, "--comment", "not now", *url, MISSION_API_KEY=APPROVER)
+    assert code == 0 and f"mission {second} rejected by key {key_id(APPROVER)}: gate REJECTED" in out
+    record = await gate_service.get_mission(second)
+    assert record is not None and record.approval is not None and record.approval.comment == "not now"
