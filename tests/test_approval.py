@@ -700,3 +700,20 @@ async def test_approve_and_reject_from_the_command_line(
     assert code == 0 and f"mission {second} rejected by key {key_id(APPROVER)}: gate REJECTED" in out
     record = await gate_service.get_mission(second)
     assert record is not None and record.approval is not None and record.approval.comment == "not now"
+
+
+async def test_open_mode_allows_approval_and_says_so_in_the_log(
+    gate_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    open_settings = gate_settings.model_copy(update={"api_keys": {}})
+    service = MissionService(open_settings)
+    try:
+        async with serve_api(open_settings) as api, httpx.AsyncClient(timeout=10) as http:
+            record, _ = await service.deploy("root_gate", deployed_by="open")  # as the open API would
+            with caplog.at_level("WARNING", logger="mission.api"):
+                result = (await data(http, api.url, APPROVE, id=record.id, comment="alone"))["approveMission"]
+            assert result["__typename"] == "MissionApproved", result
+            assert result["mission"]["approval"]["decidedBy"] == "open"
+            assert f"approval of mission {record.id} in open mode (no API keys): no four-eyes check" in caplog.text
+    finally:
+        await service.close()
