@@ -18,6 +18,7 @@ import pytest
 from config.settings import DEFAULT_TEMPLATES, ApiKeyGrant, Settings
 from mission import errors
 from mission.events import PubSubHub
+from mission.graph import department_status
 from mission.models import ApprovalState, JobStatus, MissionStatus, Template
 from mission.plan import build_plan, merge_config
 from mission.records import Event
@@ -251,8 +252,14 @@ async def test_a_gated_mission_waits_holding_no_worker_then_runs_to_success_afte
     seen = await mission(gate_api, mission_id)
     assert seen["status"] == "AWAITING_APPROVAL" and seen["canDecide"] is True
     async with client(APPROVER) as http:
-        listed = await data(http, gate_api.url, "{ missions(status: AWAITING_APPROVAL) { nodes { id } } }")
-    assert listed["missions"]["nodes"] == [{"id": mission_id}]
+        listed = await data(
+            http,
+            gate_api.url,
+            "{ missions(status: AWAITING_APPROVAL) { nodes { id graph { nodes { department status } } } } }",
+        )
+    (node,) = listed["missions"]["nodes"]
+    assert node["id"] == mission_id
+    assert {n["department"]: n["status"] for n in node["graph"]["nodes"]}["B"] == "AWAITING_APPROVAL"
     assert {j["role"]: j["status"] for j in seen["jobs"]}["act"] == "AWAITING_APPROVAL"
     assert seen["approval"]["state"] == "PENDING" and seen["approval"]["decidedAt"] is None
     gate_deadline = datetime.fromisoformat(seen["approval"]["deadline"])
@@ -717,3 +724,9 @@ async def test_open_mode_allows_approval_and_says_so_in_the_log(
             assert f"approval of mission {record.id} in open mode (no API keys): no four-eyes check" in caplog.text
     finally:
         await service.close()
+
+
+def test_a_department_held_at_the_gate_shows_it() -> None:
+    assert department_status([JobStatus.AWAITING_APPROVAL] * 2) is JobStatus.AWAITING_APPROVAL
+    for status in JobStatus:  # every status speaks for a department somehow (none raises)
+        assert department_status([status]) is status
