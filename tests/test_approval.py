@@ -27,7 +27,7 @@ from mission.templates import TemplateRegistry, outcome_logic_hash, parse_templa
 from server.auth import Authenticator
 from server.redis_local import LocalRedis, free_port
 from tests.conftest import RunningApi, eventually, serve_api
-from tests.gql import data
+from tests.gql import WsClient, data
 from tests.processes import Processes, gap_free_problems
 from tests.test_cli import cli_async
 from workers.settings import MissionWorker, create_worker
@@ -314,8 +314,22 @@ async def test_rejection_skips_the_gated_departments_and_the_outcome_policy_deci
 ) -> None:
     mission_id = await deploy(gate_api, "always")
     await events_until(gate_service, gate_hub, mission_id, "approval.requested")
+    # the tracker's feed carries the decision too
+    tracker = await WsClient.connect(gate_api.ws_url, payload={"Authorization": f"Bearer {VIEWER}"})
+    op = await tracker.subscribe("subscription { missionUpdates { id status approval { state comment } } }")
+    updates = tracker.results(op)
+    marker = await deploy(gate_api, "plain")  # once its update arrives, the subscription is live
+    async for payload in updates:
+        if payload["data"]["missionUpdates"]["id"] == marker:
+            break
     rejected = await decide(gate_api, APPROVER, mission_id, "reject", "exposure too large")
     assert rejected["__typename"] == "MissionRejected", rejected
+    async for payload in updates:
+        update = payload["data"]["missionUpdates"]
+        if update["id"] == mission_id and update["approval"]["state"] == "REJECTED":
+            assert update["approval"]["comment"] == "exposure too large"
+            break
+    await tracker.close()
     events = await events_until(gate_service, gate_hub, mission_id, "mission.failed")
     seen = await mission(gate_api, mission_id)
     jobs = {j["role"]: j for j in seen["jobs"]}

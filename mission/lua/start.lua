@@ -22,6 +22,7 @@ if m[1] == 'QUEUED' then
   emit('mission.started', 'RUNNING', nil, 'first agent started', nil, t)
 elseif not m[4] then  -- awaiting approval while another branch starts: it runs from now
   redis.call('HSET', N.m, 'started_at', t)
+  emit('mission.started', m[1], nil, 'first agent started', nil, t)
 end
 emit('job.started', 'RUNNING', job_id(role), 'attempt ' .. attempt, {attempt = attempt}, t)
 local ups = cjson.decode(redis.call('HGET', jk, 'depends_on'))
