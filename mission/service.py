@@ -306,7 +306,8 @@ class MissionService:
         self, mission_id: str, verb: str, by: str, note: str, tenant: str | None, allow_self: bool
     ) -> MissionRecord:
         if len(note) > MAX_DECISION_NOTE or not is_text(note):
-            raise MissionError(f"comment: at most {MAX_DECISION_NOTE} characters of text")
+            field = "reason" if verb == "reject" else "comment"
+            raise MissionError(f"{field}: at most {MAX_DECISION_NOTE} characters of text")
         if not by:
             raise ApprovalDenied("a decision needs the id of who decides")
         if not is_mission_id(mission_id):

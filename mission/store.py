@@ -310,7 +310,7 @@ class MissionStore:
         args: list[Any] = [keys.finished, cutoff_ms]
         for mission_id, (tenant, template_id, roles, idempotency_key) in zip(ids, rows, strict=True):
             doomed = keys.mission_keys(mission_id, codec.loads(roles) if roles else [])
-            sets = keys.mission_sets(tenant, template_id) if tenant is not None else [keys.deadlines]
+            sets = keys.mission_sets(tenant, template_id) if tenant is not None else [keys.deadlines, keys.approvals]
             idem = keys.idempotency(tenant, idempotency_key) if tenant is not None and idempotency_key else ""
             args += [mission_id, idem, len(doomed), *doomed, len(sets), *sets]
         return int(await self.scripts.run("sweep", *args))

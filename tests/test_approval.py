@@ -744,3 +744,36 @@ def test_a_department_held_at_the_gate_shows_it() -> None:
     assert department_status([JobStatus.AWAITING_APPROVAL] * 2) is JobStatus.AWAITING_APPROVAL
     for status in JobStatus:  # every status speaks for a department somehow (none raises)
         assert department_status([status]) is status
+
+
+async def test_bad_decisions_get_a_clear_error_and_change_nothing(
+    gate_api: RunningApi, gate_service: MissionService
+) -> None:
+    record, _ = await gate_service.deploy("root_gate", deployed_by="deployer")
+    async with client(APPROVER) as http:
+        for query, variables, expected in (
+            (REJECT, {"reason": "x" * 2001}, "reason: at most 2000 characters of text"),
+            (REJECT, {"reason": "   "}, "reason: say why the mission is rejected"),
+            (APPROVE, {"comment": "y" * 2001}, "comment: at most 2000 characters of text"),
+            (APPROVE, {"comment": "\ud800"}, "comment: at most 2000 characters of text"),
+        ):
+            payload = json.dumps({"query": query, "variables": {"id": record.id, **variables}})  # \ud800 escaped
+            response = await http.post(gate_api.url, content=payload, headers={"content-type": "application/json"})
+            assert response.status_code == 200
+            body = response.json()
+            assert [e["message"] for e in body["errors"]] == [expected]
+        malformed = (await data(http, gate_api.url, APPROVE, id="not-a-mission" * 50, comment=None))["approveMission"]
+        assert malformed["__typename"] == "MissionNotFound"
+        template = await data(
+            http,
+            gate_api.url,
+            'query { template(id: "gated") { approval { before when { riskLevels budgetAbove } timeout onTimeout } } }',
+        )
+    assert template["template"]["approval"] == {
+        "before": ["B"],
+        "when": {"riskLevels": ["high"], "budgetAbove": "100"},
+        "timeout": 60,
+        "onTimeout": "reject",
+    }
+    after = await gate_service.get_mission(record.id)
+    assert after is not None and after.approval is not None and after.approval.state is ApprovalState.PENDING
