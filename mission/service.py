@@ -296,12 +296,6 @@ class MissionService:
             raise MissionError("reason: say why the mission is rejected")
         return await self._decide(mission_id, "reject", by, reason.strip(), tenant, allow_self)
 
-    async def time_out_approval(self, mission_id: str) -> str:
-        """Apply the gate's ``on_timeout`` if its deadline has passed; returns the script's result
-        (ok, early, not_pending, gone)."""
-        result, _, _ = await self.store.decide(mission_id, "timeout", "", "", allow_self=False)
-        return result
-
     async def _decide(
         self, mission_id: str, verb: str, by: str, note: str, tenant: str | None, allow_self: bool
     ) -> MissionRecord:

@@ -1,6 +1,7 @@
 -- Shared by every mission script (prepended, after the definitions mission/scripts.py generates from
--- mission/models.py: TERMINAL_JOB, TERMINAL_MISSION, RUN_BUCKETS_MS, APPROVAL_BUCKETS_MS). ARGV[1] is the JSON blob of key
--- names built by mission/keys.py (`Keys.names`); scripts never spell a key themselves.
+-- mission/models.py: TERMINAL_JOB, TERMINAL_MISSION, RUN_BUCKETS_MS, APPROVAL_BUCKETS_MS). ARGV[1] is
+-- the JSON blob of key names built by mission/keys.py (`Keys.names`); scripts never spell a key
+-- themselves.
 local N = cjson.decode(ARGV[1])
 local WAKE = false
 local TENANT = nil
