@@ -14,12 +14,13 @@ DEFAULT_TEMPLATES = CONFIG_DIR / "mission_templates.json"
 
 
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-Role = Literal["viewer", "operator", "admin"]
+Role = Literal["viewer", "operator", "approver", "admin"]
 
 
 class ApiKeyGrant(BaseModel):
     """What one API key may do: ``viewer`` reads and subscribes, ``operator`` also deploys and
-    cancels, ``admin`` does everything for every tenant."""
+    cancels, ``approver`` reads and decides approval gates (not deploy), ``admin`` does everything
+    for every tenant."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -102,7 +103,11 @@ class Settings(BaseSettings):
     api_keys: dict[str, ApiKeyGrant] = Field(
         default_factory=dict,
         repr=False,
-        description='JSON: {"<key>": {"tenant": "...", "role": "viewer|operator|admin"}}; none = open (loopback only)',
+        description='JSON: {"<key>": {"tenant": "...", "role": "viewer|operator|approver|admin"}}; '
+        "none = open (loopback only)",
+    )
+    allow_self_approval: bool = Field(
+        False, description="let the key that deployed a mission approve it too (single-person setups)"
     )
     deploy_rate_limit: int = Field(120, ge=1, description="deploys per key per window")
     deploy_rate_window_seconds: int = Field(60, ge=1)

@@ -92,3 +92,22 @@ class BudgetExceeded(MissionError):
 
 class JobStopped(MissionError):
     """The job's attempt is no longer current: the mission ended or another attempt took over."""
+
+
+class NotAwaitingApproval(MissionError):
+    """The mission's approval gate is not waiting for a decision (none, not reached, or decided)."""
+
+    def __init__(self, mission_id: str, state: str, status: str) -> None:
+        gate = {
+            "": "has no approval gate",
+            "NOT_REACHED": "has not reached its approval gate yet",
+            "WITHDRAWN": f"ended ({status}) before its approval decision",
+        }.get(state, f"was already decided: {state}")
+        super().__init__(f"mission {mission_id} is not awaiting approval: it {gate}")
+        self.mission_id = mission_id
+        self.state = state
+        self.status = status
+
+
+class ApprovalDenied(MissionError):
+    """This caller may not decide: its role may not, or it deployed the mission (four-eyes)."""

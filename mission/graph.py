@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from mission.models import JobStatus
 
-# The order in which one job's status speaks for its whole department.
+# The order in which one job's status speaks for its whole department (every status is listed).
 _PRECEDENCE = (
     JobStatus.RUNNING,
     JobStatus.RETRYING,
     JobStatus.QUEUED,
+    JobStatus.AWAITING_APPROVAL,
     JobStatus.FAILED,
     JobStatus.EXPIRED,
     JobStatus.CANCELLED,

@@ -33,6 +33,8 @@ Shared:
                                            expiry (ms); the reaper re-runs lapsed ones
 - ``ms:deadlines``               zset      active mission ids by deadline (ms), a backstop for the
                                            deadline jobs
+- ``ms:approvals``               zset      mission ids whose approval gate is pending, by the gate's
+                                           deadline (ms): a backstop for the approval timeout jobs
 - ``ms:finished``                zset      finished mission ids by finish time (ms): the sweeper
                                            removes each mission (every key above and its id from
                                            every set, `Keys.mission_sets`) once
@@ -51,7 +53,8 @@ Channels:
 
 ARQ's own keys (``arq:job:<id>``, the queue zset ``Settings.queue``) are written by the scripts in
 ARQ's format with a JSON serializer; ARQ job ids are ``<mission>:<role>:<attempt>`` for agent runs
-and ``<mission>:deadline`` for the deadline job.
+``<mission>:deadline`` for the deadline job and ``<mission>:approval`` for the approval gate's
+timeout job.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class Keys:
         self.change_counter = f"{prefix}:chg"
         self.leases = f"{prefix}:leases"
         self.deadlines = f"{prefix}:deadlines"
+        self.approvals = f"{prefix}:approvals"
         self.finished = f"{prefix}:finished"
         self.stats = f"{prefix}:stats"
         self.events_channel = f"{prefix}:ch:events"
@@ -123,7 +127,7 @@ class Keys:
     def mission_sets(self, tenant: str, template_id: str) -> list[str]:
         """Every sorted set that may hold a mission's id (the finished set aside): removing a
         finished mission takes its id out of each. A new set of mission ids is added here."""
-        sets = [self.deadlines]
+        sets = [self.deadlines, self.approvals]
         for scope in (tenant, "*"):
             sets += [self.index(scope), self.index(scope, template_id=template_id)]
             sets.append(self.changes(scope))
@@ -146,6 +150,10 @@ class Keys:
         return f"{mission_id}:deadline"
 
     @staticmethod
+    def approval_job_id(mission_id: str) -> str:
+        return f"{mission_id}:approval"
+
+    @staticmethod
     def lease_member(mission_id: str, role: str, attempt: int) -> str:
         return f"{mission_id}|{role}|{attempt}"
 
@@ -158,6 +166,7 @@ class Keys:
             "chs": f"{self.prefix}:chg:",
             "leases": self.leases,
             "deadlines": self.deadlines,
+            "approvals": self.approvals,
             "finished": self.finished,
             "stats": self.stats,
             "cha": self.events_channel,

@@ -19,6 +19,7 @@ AGENT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?$"
 class MissionStatus(StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"  # its approval gate is reached and undecided
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
@@ -31,6 +32,7 @@ class MissionStatus(StrEnum):
 
 class JobStatus(StrEnum):
     WAITING = "WAITING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"  # upstream succeeded; held at the approval gate
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     RETRYING = "RETRYING"
@@ -53,9 +55,22 @@ TERMINAL_JOB_STATUSES = frozenset(
 )
 
 
+class ApprovalState(StrEnum):
+    """Where a mission's approval gate is: not reached yet, waiting for a decision, decided (by a
+    person or by its timeout), or withdrawn because the mission ended before a decision."""
+
+    NOT_REACHED = "NOT_REACHED"
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    TIMED_OUT = "TIMED_OUT"
+    WITHDRAWN = "WITHDRAWN"
+
+
 class EventType(StrEnum):
-    """Every type of event in a mission's log: ``mission.<verb>`` or ``job.<verb>``. The Lua
-    scripts write them; a test fails when a script writes one that is not listed here."""
+    """Every type of event in a mission's log: ``mission.<verb>``, ``job.<verb>`` or
+    ``approval.<verb>``. The Lua scripts write them; a test fails when a script writes one that is
+    not listed here."""
 
     MISSION_DEPLOYED = "mission.deployed"
     MISSION_STARTED = "mission.started"
@@ -63,6 +78,7 @@ class EventType(StrEnum):
     MISSION_FAILED = "mission.failed"
     MISSION_CANCELLED = "mission.cancelled"
     MISSION_EXPIRED = "mission.expired"
+    JOB_AWAITING_APPROVAL = "job.awaiting_approval"
     JOB_QUEUED = "job.queued"
     JOB_STARTED = "job.started"
     JOB_SPENT = "job.spent"
@@ -74,11 +90,17 @@ class EventType(StrEnum):
     JOB_SKIPPED = "job.skipped"
     JOB_CANCELLED = "job.cancelled"
     JOB_EXPIRED = "job.expired"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_GRANTED = "approval.granted"
+    APPROVAL_REJECTED = "approval.rejected"
+    APPROVAL_TIMED_OUT = "approval.timed_out"
 
 
 # Upper bounds (ms) of the job run-time histogram: the scripts count each attempt in one bucket
 # (the `stats` hash, see mission/keys.py); /metrics makes them cumulative.
 JOB_RUN_BUCKETS_MS = (10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000)
+# Upper bounds (ms) of the time-to-decision histogram of approval gates (requested to decided).
+APPROVAL_WAIT_BUCKETS_MS = (1000, 10_000, 60_000, 300_000, 900_000, 3_600_000, 14_400_000, 86_400_000)
 
 
 class _Strict(BaseModel):
@@ -154,6 +176,36 @@ class Limits(_Strict):
         )
 
 
+class ApprovalWhen(_Strict):
+    """Conditions on a mission's merged config; the gate applies when any one is met."""
+
+    risk_levels: list[RiskLevel] | None = Field(None, min_length=1)
+    budget_above: Decimal | None = Field(None, ge=0, decimal_places=2, max_digits=13)
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> ApprovalWhen:
+        if self.risk_levels is None and self.budget_above is None:
+            raise ValueError("give risk_levels and/or budget_above (or leave `when` out: always gate)")
+        return self
+
+    def met_by(self, config: MissionConfig) -> bool:
+        if self.risk_levels is not None and config.risk.level in self.risk_levels:
+            return True
+        return self.budget_above is not None and config.budget > self.budget_above
+
+
+class Approval(_Strict):
+    """A human decision the agents of ``before`` wait for once their upstream has succeeded."""
+
+    before: list[str] = Field(min_length=1, max_length=100, description="departments held at the gate")
+    when: ApprovalWhen | None = Field(None, description="none: every mission is gated")
+    timeout: int = Field(gt=0, le=30 * 86_400, description="seconds from the moment the gate is reached")
+    on_timeout: Literal["reject", "approve"] = "reject"
+
+    def applies_to(self, config: MissionConfig) -> bool:
+        return self.when is None or self.when.met_by(config)
+
+
 class Template(_Strict):
     id: str = Field(pattern=TEMPLATE_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
@@ -165,6 +217,7 @@ class Template(_Strict):
     outcome_logic_hash: str | None = None
     defaults: Defaults
     limits: Limits | None = Field(None, description="bounds of overrides; none: `Limits.up_to` the defaults")
+    approval: Approval | None = Field(None, description="a human decision some departments wait for")
 
     @property
     def bounds(self) -> Limits:

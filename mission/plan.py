@@ -234,6 +234,7 @@ class Plan:
     config: MissionConfig
     jobs: tuple[PlannedJob, ...]
     stages: tuple[tuple[str, ...], ...]  # departments per stage
+    gated: tuple[str, ...] = ()  # roles held at the approval gate (the template's `when` was met)
 
     @property
     def budget_cents(self) -> int:
@@ -299,4 +300,10 @@ def build_plan(template: Template, config: MissionConfig) -> Plan:
         )
         for agent, cents in zip(template.squad, allocations, strict=True)
     )
-    return Plan(template=template, config=config, jobs=jobs, stages=graph.stages)
+    gate = template.approval
+    gated = (
+        ()
+        if gate is None or not gate.applies_to(config)
+        else tuple(j.role for j in jobs if j.department in gate.before)
+    )
+    return Plan(template=template, config=config, jobs=jobs, stages=graph.stages, gated=gated)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from mission import codec
-from mission.models import JobStatus, MissionStatus
+from mission.models import ApprovalState, JobStatus, MissionStatus
 from mission.money import from_cents
 
 
@@ -34,6 +34,42 @@ class Budget:
     @property
     def remaining(self) -> Decimal:
         return from_cents(self.allocated_cents - self.spent_cents)
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """A mission's approval gate: which departments it holds, and where its decision is."""
+
+    state: ApprovalState
+    departments: tuple[str, ...]
+    roles: tuple[str, ...]
+    timeout: int  # seconds from the moment the gate is reached
+    on_timeout: str  # approve | reject
+    requested_at: datetime | None
+    deadline: datetime | None
+    decided_at: datetime | None
+    decided_by: str | None  # the deciding key's id; none for the timeout
+    comment: str | None  # the approval's comment, the rejection's reason, or what the timeout did
+    approved: bool | None  # the decision, once taken
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> ApprovalRecord | None:
+        if not raw.get("approval_state"):
+            return None
+        approved = raw.get("approval_approved")
+        return cls(
+            state=ApprovalState(raw["approval_state"]),
+            departments=tuple(codec.loads(raw["gate_departments"])),
+            roles=tuple(codec.loads(raw["gate_roles"])),
+            timeout=int(raw["gate_timeout"]),
+            on_timeout=raw["gate_on_timeout"],
+            requested_at=ms_to_datetime(raw.get("approval_requested_at")),
+            deadline=ms_to_datetime(raw.get("approval_deadline")),
+            decided_at=ms_to_datetime(raw.get("approval_decided_at")),
+            decided_by=raw.get("approval_decided_by") or None,
+            comment=raw.get("approval_comment") or None,
+            approved=None if approved is None else approved == "1",
+        )
 
 
 @dataclass(frozen=True)
@@ -109,6 +145,8 @@ class MissionRecord:
     dependencies: dict[str, list[str]]
     jobs: tuple[JobRecord, ...]
     idempotency_key: str | None
+    approval: ApprovalRecord | None = None  # none: no gate (the template has none, or its `when` was not met)
+    deployed_by: str | None = None  # the deploying key's id
     outputs_loaded: bool = False  # whether the jobs' `output` were read (else they are None)
 
     @property
@@ -139,6 +177,8 @@ class MissionRecord:
             dependencies=graph["dependencies"],
             jobs=tuple(JobRecord.parse(mission_id, job, _output(outputs.get(job["role"]))) for job in raw["jobs"]),
             idempotency_key=raw.get("idempotency_key") or None,
+            approval=ApprovalRecord.parse(raw),
+            deployed_by=raw.get("deployed_by") or None,
             outputs_loaded="outputs" in raw,
         )
 

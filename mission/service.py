@@ -12,7 +12,14 @@ from redis.asyncio import Redis
 
 from config.settings import Settings
 from mission.connections import redis_client
-from mission.errors import InvalidConfig, MissionError, MissionNotFound, Problem
+from mission.errors import (
+    ApprovalDenied,
+    InvalidConfig,
+    MissionError,
+    MissionNotFound,
+    NotAwaitingApproval,
+    Problem,
+)
 from mission.events import PubSubHub, mission_events
 from mission.keys import Keys
 from mission.models import MissionStatus, Template
@@ -24,6 +31,7 @@ from mission.templates import TemplateRegistry
 MISSION_ID = re.compile(r"^mssn_[0-9a-f]{32}$")
 DEFAULT_TENANT = "default"
 MAX_IDEMPOTENCY_KEY = 200
+MAX_DECISION_NOTE = 2000  # characters of an approval's comment or a rejection's reason
 
 
 def is_text(value: str) -> bool:
@@ -121,6 +129,7 @@ class MissionService:
         *,
         tenant: str = DEFAULT_TENANT,
         idempotency_key: str | None = None,
+        deployed_by: str = "",
     ) -> dict[str, Any]:
         """Validate overrides, store the mission, queue its first jobs; returns `mission_summary`.
 
@@ -129,7 +138,7 @@ class MissionService:
         back (``created`` is False) and nothing new is queued.
         """
         record, created = await self.deploy(
-            template_id, config, arq_pool, tenant=tenant, idempotency_key=idempotency_key
+            template_id, config, arq_pool, tenant=tenant, idempotency_key=idempotency_key, deployed_by=deployed_by
         )
         return mission_summary(record, created=created)
 
@@ -149,11 +158,13 @@ class MissionService:
         tenant: str = DEFAULT_TENANT,
         idempotency_key: str | None = None,
         admit: Callable[[], Awaitable[None]] | None = None,
+        deployed_by: str = "",
     ) -> tuple[MissionRecord, bool]:
         """`deploy_mission`, returning the stored mission and whether it was created now.
 
         ``admit`` runs once the deploy is known to be valid and new (not an idempotent replay),
-        just before anything is written: a rate limit raises `RateLimited` there.
+        just before anything is written: a rate limit raises `RateLimited` there. ``deployed_by``
+        (the deploying key's id) may not approve the mission unless self-approval is allowed.
         """
         self.registry.get(template_id)  # an unknown template is the first thing said
         if idempotency_key is not None and not (
@@ -174,6 +185,7 @@ class MissionService:
             plan,
             idempotency_key=idempotency_key,
             retention_seconds=self.settings.retention_seconds,
+            deployed_by=deployed_by,
             client=arq_pool,
         )
         if isinstance(created, MissionRecord):
@@ -258,6 +270,62 @@ class MissionService:
         if owner is None or (tenant is not None and owner != tenant):
             raise MissionNotFound(mission_id)
         await self.store.stop(mission_id, MissionStatus.CANCELLED)
+        record = await self.store.read_one(mission_id)
+        if record is None:
+            raise MissionNotFound(mission_id)
+        return record
+
+    # --- approval gates ---
+
+    async def approve_mission(
+        self,
+        mission_id: str,
+        *,
+        by: str,
+        comment: str | None = None,
+        tenant: str | None = None,
+        allow_self: bool = False,
+    ) -> MissionRecord:
+        """Approve the mission's pending gate: its gated jobs queue. ``by`` is the deciding key's id
+        (the key that deployed the mission may not, unless ``allow_self`` or the setting
+        ``allow_self_approval``).
+        `MissionNotFound`, `NotAwaitingApproval` (none pending, or decided already: a decision is
+        taken once), `ApprovalDenied`."""
+        return await self._decide(mission_id, "approve", by, comment or "", tenant, allow_self)
+
+    async def reject_mission(
+        self, mission_id: str, reason: str, *, by: str, tenant: str | None = None, allow_self: bool = False
+    ) -> MissionRecord:
+        """Reject the mission's pending gate: its gated jobs and their dependents are skipped with
+        ``reason``, and the outcome policy decides the end. Errors as for `approve_mission`."""
+        if not reason.strip():
+            raise MissionError("reason: say why the mission is rejected")
+        return await self._decide(mission_id, "reject", by, reason.strip(), tenant, allow_self)
+
+    async def _decide(
+        self, mission_id: str, verb: str, by: str, note: str, tenant: str | None, allow_self: bool
+    ) -> MissionRecord:
+        if len(note) > MAX_DECISION_NOTE or not is_text(note):
+            field = "reason" if verb == "reject" else "comment"
+            raise MissionError(f"{field}: at most {MAX_DECISION_NOTE} characters of text")
+        if not by:
+            raise ApprovalDenied("a decision needs the id of who decides")
+        if not is_mission_id(mission_id):
+            raise MissionNotFound(mission_id[:100])
+        owner = await self.store.tenant_of(mission_id)
+        if owner is None or (tenant is not None and owner != tenant):
+            raise MissionNotFound(mission_id)
+        allow_self = allow_self or self.settings.allow_self_approval
+        result, state, status = await self.store.decide(mission_id, verb, by, note, allow_self=allow_self)
+        if result == "gone":
+            raise MissionNotFound(mission_id)
+        if result == "denied":
+            raise ApprovalDenied(
+                "four-eyes rule: the key that deployed this mission may not decide its approval "
+                "(another approver must, or set MISSION_ALLOW_SELF_APPROVAL for a single-person setup)"
+            )
+        if result != "ok":
+            raise NotAwaitingApproval(mission_id, state, status)
         record = await self.store.read_one(mission_id)
         if record is None:
             raise MissionNotFound(mission_id)

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from mission import codec
 from mission.keys import Keys
 from mission.logs import bound
-from mission.models import MissionStatus
+from mission.models import ApprovalState, MissionStatus
 from mission.money import from_cents
 from mission.plan import Plan
 from mission.records import Event, MissionRecord
@@ -120,10 +120,12 @@ class MissionStore:
         *,
         idempotency_key: str | None,
         retention_seconds: int,
+        deployed_by: str = "",
         client: Redis | None = None,
     ) -> MissionRecord | str:
         """Write the mission and queue its roots; returns it as the script stored it, or the id of
-        the mission an already used idempotency key deployed."""
+        the mission an already used idempotency key deployed. ``deployed_by`` is the deploying
+        key's id (the four-eyes rule of approval gates)."""
         template, config = plan.template, plan.config
         config_json = config.model_dump(mode="json")
         fields = {
@@ -139,7 +141,17 @@ class MissionStore:
             "graph": _compact({"stages": [list(s) for s in plan.stages], "dependencies": dict(template.dependencies)}),
             "retention": str(retention_seconds),
             "idempotency_key": idempotency_key or "",
+            "deployed_by": deployed_by,
         }
+        gate = template.approval
+        if plan.gated and gate is not None:
+            fields |= {
+                "approval_state": ApprovalState.NOT_REACHED.value,
+                "gate_roles": _compact(list(plan.gated)),
+                "gate_departments": _compact(gate.before),
+                "gate_timeout": str(gate.timeout),
+                "gate_on_timeout": gate.on_timeout,
+            }
         jobs = [
             {
                 "role": job.role,
@@ -151,6 +163,7 @@ class MissionStore:
                 "timeout": "" if job.timeout is None else str(job.timeout),
                 "max_tries": str(job.max_tries),
                 "stage": str(job.stage),
+                "gated": "1" if job.role in plan.gated else "0",
             }
             for job in plan.jobs
         ]
@@ -297,7 +310,7 @@ class MissionStore:
         args: list[Any] = [keys.finished, cutoff_ms]
         for mission_id, (tenant, template_id, roles, idempotency_key) in zip(ids, rows, strict=True):
             doomed = keys.mission_keys(mission_id, codec.loads(roles) if roles else [])
-            sets = keys.mission_sets(tenant, template_id) if tenant is not None else [keys.deadlines]
+            sets = keys.mission_sets(tenant, template_id) if tenant is not None else [keys.deadlines, keys.approvals]
             idem = keys.idempotency(tenant, idempotency_key) if tenant is not None and idempotency_key else ""
             args += [mission_id, idem, len(doomed), *doomed, len(sets), *sets]
         return int(await self.scripts.run("sweep", *args))
@@ -308,6 +321,22 @@ class MissionStore:
         if len(result) > 2:
             log_end(mission_id, str(result[1]), result[2:])
         return str(result[0]), str(result[1])
+
+    async def decide(self, mission_id: str, verb: str, by: str, note: str, *, allow_self: bool) -> tuple[str, str, str]:
+        """A decision at the approval gate (approve|reject|timeout); returns (result, the gate's state,
+        the mission's status). Result: ok (decided now), late (a person after the deadline: the
+        timeout decided instead), not_pending, denied (four-eyes), early (a timeout before the
+        deadline) or gone."""
+        result = _text(
+            await self.scripts.run("decide", self.keys.names(mission_id), verb, by, note, "1" if allow_self else "0")
+        )
+        if len(result) > 3:  # the decision ended the mission (a rejection the outcome policy fails)
+            log_end(mission_id, str(result[2]), result[3:])
+        return str(result[0]), str(result[1]), str(result[2])
+
+    async def overdue_approvals(self, now_ms: int, limit: int = 500) -> list[str]:
+        """Missions whose approval gate is past its deadline (the approval timeout jobs' backstop)."""
+        return [str(m) for m in _text(await self.redis.zrangebyscore(self.keys.approvals, "-inf", now_ms, 0, limit))]
 
     # --- reads ---
 

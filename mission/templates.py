@@ -18,16 +18,18 @@ from mission.models import Template
 
 
 def outcome_logic_hash(template: Template) -> str:
-    """sha256 of the canonical JSON of squad + dependencies + outcome.
+    """sha256 of the canonical JSON of squad + dependencies + outcome (+ approval, when there is one).
 
     Canonical: keys sorted, upstream lists sorted, fields left at their default omitted (so a
     field added to the format later, with a default, leaves existing hashes valid).
     """
-    logic = {
+    logic: dict[str, Any] = {
         "squad": [agent.model_dump(mode="json", exclude_defaults=True) for agent in template.squad],
         "dependencies": {dept: sorted(ups) for dept, ups in sorted(template.dependencies.items())},
         "outcome": template.outcome.model_dump(mode="json", exclude_defaults=True),
     }
+    if template.approval is not None:
+        logic["approval"] = template.approval.model_dump(mode="json", exclude_defaults=True)
     canonical = json.dumps(logic, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -107,6 +109,24 @@ def check_template(
                 problem(f"limits.{name}", f"min {low} is above max {high}")
             elif not low <= value <= high:
                 problem(f"defaults.{name}", f"default {value} lies outside the limits {low}..{high}")
+
+    gate = template.approval if has["approval"] else None
+    if gate is not None:
+        if has["squad"]:
+            departments = set(template.departments)
+            for dept in gate.before:
+                if dept not in departments:
+                    problem("approval.before", f"unknown department {dept!r} (squad has {sorted(departments)})")
+            if len(set(gate.before)) != len(gate.before):
+                problem("approval.before", "a department is listed twice")
+        if has["defaults"] and has["limits"]:
+            longest = template.bounds.ttl.max
+            if gate.timeout > longest:
+                problem(
+                    "approval.timeout",
+                    f"{gate.timeout} s is beyond the TTL limits (at most {longest} s): the mission would "
+                    "always end before the gate's on_timeout",
+                )
 
     if template.outcome_logic_hash is not None and not problems and not skip:
         actual = outcome_logic_hash(template)

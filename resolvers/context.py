@@ -20,11 +20,13 @@ from mission.service import MissionService
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: a tenant and a role (``viewer`` reads, ``operator`` also deploys and
-    cancels, ``admin`` sees every tenant)."""
+    cancels, ``approver`` reads and decides approval gates, ``admin`` does all of it for every
+    tenant). ``open``: no API keys are configured (loopback only)."""
 
     tenant: str
     role: str
-    key_id: str = ""  # a short hash of the API key: for logs and rate limits, never the key
+    key_id: str = ""  # a short hash of the API key: for logs, rate limits and `decidedBy`, never the key
+    open: bool = False
 
     @property
     def scope(self) -> str:
@@ -41,6 +43,10 @@ class Principal:
     @property
     def can_operate(self) -> bool:
         return self.role in ("operator", "admin")
+
+    @property
+    def can_approve(self) -> bool:
+        return self.role in ("approver", "admin")
 
 
 class Loaders:

@@ -1,4 +1,4 @@
-"""Mutation resolvers: deploy and cancel. Expected failures come back as union members."""
+"""Mutation resolvers: deploy, cancel, approve and reject. Expected failures come back as union members."""
 
 from __future__ import annotations
 
@@ -11,7 +11,17 @@ from strawberry.permission import BasePermission
 from mission import errors
 from mission.logs import bound
 from resolvers.context import Context
-from schema.errors import CancelMissionResult, DeployMissionResult, MissionCancelled, MissionDeployed, member_of
+from schema.errors import (
+    ApproveMissionResult,
+    CancelMissionResult,
+    DeployMissionResult,
+    MissionApproved,
+    MissionCancelled,
+    MissionDeployed,
+    MissionRejected,
+    RejectMissionResult,
+    member_of,
+)
 from schema.inputs import MissionConfigInput
 from schema.types import Mission
 
@@ -53,6 +63,7 @@ async def deploy_mission(
             tenant=ctx.caller.tenant,
             idempotency_key=idempotency_key,
             admit=admit,
+            deployed_by=ctx.caller.key_id,
         )
     except (errors.RateLimited, errors.TemplateNotFound, errors.InvalidConfig) as exc:
         return member_of(exc)
@@ -70,3 +81,47 @@ async def cancel_mission(info: Info, id: strawberry.ID) -> CancelMissionResult:
     except errors.MissionNotFound as exc:
         return member_of(exc)
     return MissionCancelled(mission=Mission.of(record))
+
+
+def _decider(info: Info, verb: str, mission_id: str) -> tuple[str | None, errors.ApprovalDenied | None]:
+    """The tenant a decider's decision is limited to (None: any), or why it may not decide."""
+    caller = info.context.caller
+    if not caller.can_approve:
+        return None, errors.ApprovalDenied(
+            f"forbidden: this API key's role ({caller.role}) may not decide approvals (approver or admin may)"
+        )
+    if caller.open:
+        log.warning("%s of mission %s in open mode (no API keys): no four-eyes check", verb, mission_id)
+    return (None if caller.sees_all else caller.tenant), None
+
+
+async def approve_mission(info: Info, id: strawberry.ID, comment: str | None = None) -> ApproveMissionResult:
+    ctx = info.context
+    tenant, denied = _decider(info, "approval", id)
+    if denied is not None:
+        return member_of(denied)
+    try:
+        record = await ctx.service.approve_mission(
+            id, by=ctx.caller.key_id, comment=comment, tenant=tenant, allow_self=ctx.caller.open
+        )
+    except (errors.MissionNotFound, errors.NotAwaitingApproval, errors.ApprovalDenied) as exc:
+        return member_of(exc)
+    with bound(mission_id=record.id, tenant=record.tenant, key_id=ctx.caller.key_id):
+        log.info("mission %s approved by key %s", record.id, ctx.caller.key_id)
+    return MissionApproved(mission=Mission.of(record))
+
+
+async def reject_mission(info: Info, id: strawberry.ID, reason: str) -> RejectMissionResult:
+    ctx = info.context
+    tenant, denied = _decider(info, "rejection", id)
+    if denied is not None:
+        return member_of(denied)
+    try:
+        record = await ctx.service.reject_mission(
+            id, reason, by=ctx.caller.key_id, tenant=tenant, allow_self=ctx.caller.open
+        )
+    except (errors.MissionNotFound, errors.NotAwaitingApproval, errors.ApprovalDenied) as exc:
+        return member_of(exc)
+    with bound(mission_id=record.id, tenant=record.tenant, key_id=ctx.caller.key_id):
+        log.info("mission %s rejected by key %s", record.id, ctx.caller.key_id)
+    return MissionRejected(mission=Mission.of(record))

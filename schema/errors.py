@@ -43,6 +43,28 @@ class RateLimited:
     retry_after: float = strawberry.field(description="Seconds until deploys are accepted again.")
 
 
+@strawberry.type(description="The mission's approval gate is not waiting for a decision (none, not reached, decided).")
+class NotAwaitingApproval:
+    message: str
+    mission_id: strawberry.ID
+    state: str = strawberry.field(description="The gate's state (empty: the mission has no gate).")
+
+
+@strawberry.type(description="You may not decide this approval: your role may not, or you deployed the mission.")
+class ApprovalDenied:
+    message: str
+
+
+@strawberry.type(description="The mission is approved: its gated jobs are queued.")
+class MissionApproved:
+    mission: Mission
+
+
+@strawberry.type(description="The mission is rejected: its gated jobs and their dependents are skipped.")
+class MissionRejected:
+    mission: Mission
+
+
 @strawberry.type(description="The mission is stored and its first jobs are queued.")
 class MissionDeployed:
     mission: Mission
@@ -58,6 +80,12 @@ DeployMissionResult = Annotated[
     MissionDeployed | TemplateNotFound | InvalidConfig | RateLimited, strawberry.union("DeployMissionResult")
 ]
 CancelMissionResult = Annotated[MissionCancelled | MissionNotFound, strawberry.union("CancelMissionResult")]
+ApproveMissionResult = Annotated[
+    MissionApproved | MissionNotFound | NotAwaitingApproval | ApprovalDenied, strawberry.union("ApproveMissionResult")
+]
+RejectMissionResult = Annotated[
+    MissionRejected | MissionNotFound | NotAwaitingApproval | ApprovalDenied, strawberry.union("RejectMissionResult")
+]
 
 
 @overload
@@ -68,11 +96,20 @@ def member_of(exc: errors.InvalidConfig) -> InvalidConfig: ...
 def member_of(exc: errors.MissionNotFound) -> MissionNotFound: ...
 @overload
 def member_of(exc: errors.RateLimited) -> RateLimited: ...
+@overload
+def member_of(exc: errors.NotAwaitingApproval) -> NotAwaitingApproval: ...
+@overload
+def member_of(exc: errors.ApprovalDenied) -> ApprovalDenied: ...
 
 
 def member_of(
-    exc: errors.TemplateNotFound | errors.InvalidConfig | errors.MissionNotFound | errors.RateLimited,
-) -> TemplateNotFound | InvalidConfig | MissionNotFound | RateLimited:
+    exc: errors.TemplateNotFound
+    | errors.InvalidConfig
+    | errors.MissionNotFound
+    | errors.RateLimited
+    | errors.NotAwaitingApproval
+    | errors.ApprovalDenied,
+) -> TemplateNotFound | InvalidConfig | MissionNotFound | RateLimited | NotAwaitingApproval | ApprovalDenied:
     """The union member that tells the caller of an expected failure."""
     match exc:
         case errors.TemplateNotFound():
@@ -84,3 +121,7 @@ def member_of(
             return MissionNotFound(message=exc.message, mission_id=strawberry.ID(exc.mission_id[:200]))
         case errors.RateLimited():
             return RateLimited(message=exc.message, retry_after=exc.retry_after)
+        case errors.NotAwaitingApproval():
+            return NotAwaitingApproval(message=exc.message, mission_id=strawberry.ID(exc.mission_id), state=exc.state)
+        case errors.ApprovalDenied():
+            return ApprovalDenied(message=exc.message)

@@ -13,7 +13,7 @@ from strawberry.types import ExecutionContext
 
 from config.settings import Settings
 from resolvers import mutation, preview, query, subscription
-from schema.errors import CancelMissionResult, DeployMissionResult
+from schema.errors import ApproveMissionResult, CancelMissionResult, DeployMissionResult, RejectMissionResult
 from schema.limits import Parsing, Validation, limit_rules
 from schema.masking import MaskUnexpectedErrors, is_expected
 from schema.preview import PlanMissionResult, Viewer
@@ -55,6 +55,16 @@ class Mutation:
         resolver=mutation.cancel_mission,
         description="Cancel a mission's whole graph; idempotent.",
         permission_classes=[mutation.CanOperate],
+    )
+    approve_mission: ApproveMissionResult = strawberry.mutation(
+        resolver=mutation.approve_mission,
+        description="Approve a mission awaiting approval: its gated jobs queue. Decided once; the key "
+        "that deployed the mission may not (four-eyes), unless self-approval is allowed.",
+    )
+    reject_mission: RejectMissionResult = strawberry.mutation(
+        resolver=mutation.reject_mission,
+        description="Reject a mission awaiting approval: its gated jobs and their dependents are skipped "
+        "with the reason, and the outcome policy decides its end. Decided once, like approveMission.",
     )
 
 

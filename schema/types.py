@@ -14,12 +14,13 @@ from mission import graph as graphs
 from mission import models
 from mission.money import CENT
 from mission.plan import job_graph
-from mission.records import Budget, Event, JobRecord, MissionRecord
+from mission.records import ApprovalRecord, Budget, Event, JobRecord, MissionRecord
 
 if TYPE_CHECKING:
     from resolvers.context import Context
 
 MissionStatus = strawberry.enum(models.MissionStatus, description="Where a mission is in its life.")
+ApprovalState = strawberry.enum(models.ApprovalState, description="Where a mission's approval gate is.")
 JobStatus = strawberry.enum(models.JobStatus, description="Where one agent job is in its life.")
 
 
@@ -80,6 +81,51 @@ class TemplateLimits:
 class Outcome:
     policy: str = strawberry.field(description="all, any or quorum.")
     count: int | None = strawberry.field(description="Jobs that must succeed, for a quorum.")
+
+
+@strawberry.type(description="Conditions on the merged config; a mission is gated when any one is met.")
+class ApprovalWhen:
+    risk_levels: list[str] | None
+    budget_above: Decimal | None
+
+
+@strawberry.type(description="A human decision the agents of `before` wait for once their upstream succeeded.")
+class ApprovalGate:
+    before: list[str] = strawberry.field(description="Departments held at the gate.")
+    when: ApprovalWhen | None = strawberry.field(description="Null: every mission is gated.")
+    timeout: int = strawberry.field(description="Seconds from the moment the gate is reached.")
+    on_timeout: str = strawberry.field(description="approve or reject: what the timeout decides.")
+
+
+@strawberry.type(description="A mission's approval gate and its decision.")
+class MissionApproval:
+    state: ApprovalState  # type: ignore[valid-type]
+    departments: list[str] = strawberry.field(description="Departments held at the gate.")
+    timeout: int = strawberry.field(description="Seconds from the moment the gate is reached.")
+    on_timeout: str = strawberry.field(description="approve or reject: what the timeout decides.")
+    requested_at: datetime | None = strawberry.field(description="When the gate was reached.")
+    deadline: datetime | None = strawberry.field(description="When the timeout decides, if no one has.")
+    decided_at: datetime | None
+    decided_by: str | None = strawberry.field(
+        description="The deciding API key's id (never the key); null: the timeout."
+    )
+    comment: str | None = strawberry.field(description="The approval's comment or the rejection's reason.")
+    approved: bool | None = strawberry.field(description="The decision, once taken.")
+
+    @classmethod
+    def of(cls, approval: ApprovalRecord) -> MissionApproval:
+        return cls(
+            state=approval.state,
+            departments=list(approval.departments),
+            timeout=approval.timeout,
+            on_timeout=approval.on_timeout,
+            requested_at=approval.requested_at,
+            deadline=approval.deadline,
+            decided_at=approval.decided_at,
+            decided_by=approval.decided_by,
+            comment=approval.comment,
+            approved=approval.approved,
+        )
 
 
 @strawberry.type(description="A department and its roles; `status` is live on a mission's graph.")
@@ -181,6 +227,19 @@ class MissionTemplate:
     @strawberry.field
     def dependency_graph(self) -> DepartmentGraph:
         return template_graph(self._template)
+
+    @strawberry.field(description="The template's approval gate, if it has one.")
+    def approval(self) -> ApprovalGate | None:
+        gate = self._template.approval
+        if gate is None:
+            return None
+        when = None
+        if gate.when is not None:
+            levels = gate.when.risk_levels
+            when = ApprovalWhen(
+                risk_levels=None if levels is None else list(levels), budget_above=gate.when.budget_above
+            )
+        return ApprovalGate(before=list(gate.before), when=when, timeout=gate.timeout, on_timeout=gate.on_timeout)
 
 
 @strawberry.type(description="The config a mission runs with: template defaults merged with overrides.")
@@ -295,6 +354,23 @@ class Mission:
         template = info.context.service.registry.find(self._record.template_id)
         return None if template is None else MissionTemplate.of(template)
 
+    @strawberry.field(description="The approval gate; null when the mission has none (or its `when` was not met).")
+    def approval(self) -> MissionApproval | None:
+        approval = self._record.approval
+        return None if approval is None else MissionApproval.of(approval)
+
+    @strawberry.field(
+        description="Whether you may decide its approval now: it awaits one, your role may decide, and "
+        "you did not deploy it (unless self-approval is allowed)."
+    )
+    def can_decide(self, info: strawberry.Info[Context, None]) -> bool:
+        ctx, approval = info.context, self._record.approval
+        if approval is None or approval.state is not models.ApprovalState.PENDING or ctx.principal is None:
+            return False
+        caller = ctx.principal
+        own = caller.key_id == self._record.deployed_by and not (caller.open or ctx.settings.allow_self_approval)
+        return caller.can_approve and not own
+
     @strawberry.field
     def jobs(self) -> list[AgentJob]:
         r = self._record
@@ -312,7 +388,7 @@ class Mission:
 class MissionEvent:
     seq: int
     mission_id: strawberry.ID
-    type: str = strawberry.field(description="mission.<verb> or job.<verb>.")
+    type: str = strawberry.field(description="mission.<verb>, job.<verb> or approval.<verb>.")
     status: str = strawberry.field(description="The mission's status (mission.*) or the job's (job.*) after it.")
     job_id: strawberry.ID | None
     at: datetime

@@ -16,7 +16,7 @@ from resolvers.context import Principal
 
 log = logging.getLogger("mission.api")
 
-OPEN_PRINCIPAL = Principal(tenant="default", role="admin", key_id="open")
+OPEN_PRINCIPAL = Principal(tenant="default", role="admin", key_id="open", open=True)
 
 
 def _digest(key: str) -> bytes:

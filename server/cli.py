@@ -1,4 +1,4 @@
-"""`mission-service`: run the API, a worker, everything at once; check templates; deploy."""
+"""`mission-service`: run the API, a worker, everything at once; check templates; deploy; approve or reject."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from config.settings import Settings, SettingsError, load_settings
 from mission import logs
 from mission.errors import TemplateFileError
 from mission.templates import read_templates_file
-from server import deploy_cli
+from server import approve_cli, deploy_cli
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,6 +85,7 @@ def parser() -> argparse.ArgumentParser:
     templates.set_defaults(run=_templates)
 
     deploy_cli.add_parser(sub)
+    approve_cli.add_parsers(sub)
     return p
 
 

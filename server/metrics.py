@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mission.models import JOB_RUN_BUCKETS_MS
+from mission.models import APPROVAL_WAIT_BUCKETS_MS, JOB_RUN_BUCKETS_MS
 from mission.store import Stats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -30,6 +30,11 @@ class _Snapshot(Collector):
         finished = CounterMetricFamily(
             "mission_finished", "Missions that ended, by outcome", labels=["template", "status"]
         )
+        decisions = CounterMetricFamily(
+            "mission_approval_decisions",
+            "Approval gates decided, by how (APPROVED, REJECTED, TIMED_OUT) and what was decided",
+            labels=["decision", "outcome"],
+        )
         for field, value in sorted(counters.items()):
             kind, _, rest = field.partition(":")
             if kind == "deployed":
@@ -37,8 +42,15 @@ class _Snapshot(Collector):
             elif kind == "finished":
                 template, _, status = rest.rpartition(":")
                 finished.add_metric([template, status], value)
+            elif kind == "approval_decisions":
+                decision, _, outcome = rest.partition(":")
+                decisions.add_metric([decision, outcome], value)
         yield deployed
         yield finished
+        yield decisions
+        yield CounterMetricFamily(
+            "mission_approval_requests", "Approval gates reached", counters.get("approval_requests", 0)
+        )
         yield CounterMetricFamily(
             "mission_job_retries", "Agent tries retried after an error", counters.get("retries", 0)
         )
@@ -49,16 +61,19 @@ class _Snapshot(Collector):
             "mission_budget_spent", "Money spent by agents (currency units)", counters.get("spent_cents", 0) / 100
         )
 
-        cumulative, buckets = 0, []
-        for le in JOB_RUN_BUCKETS_MS:
-            cumulative += counters.get(f"job_ms_bucket:{le}", 0)
-            buckets.append((str(le / 1000), cumulative))
-        buckets.append(("+Inf", counters.get("job_ms_count", 0)))
-        yield HistogramMetricFamily(
+        yield _histogram(
             "mission_job_run_seconds",
             "Run time of agent tries that succeeded or failed",
-            buckets=buckets,
-            sum_value=counters.get("job_ms_sum", 0) / 1000,
+            counters,
+            "job_ms",
+            JOB_RUN_BUCKETS_MS,
+        )
+        yield _histogram(
+            "mission_approval_wait_seconds",
+            "Time from reaching an approval gate to its decision",
+            counters,
+            "approval_ms",
+            APPROVAL_WAIT_BUCKETS_MS,
         )
 
         yield GaugeMetricFamily(
@@ -74,6 +89,18 @@ class _Snapshot(Collector):
         yield GaugeMetricFamily(
             "mission_api_subscriptions", "Live subscriptions on this API process", self.subscriptions
         )
+
+
+def _histogram(
+    name: str, documentation: str, counters: dict[str, int], field: str, bounds_ms: tuple[int, ...]
+) -> HistogramMetricFamily:
+    """A histogram the scripts count in the stats hash (`observe` in lib.lua), in seconds."""
+    cumulative, buckets = 0, []
+    for le in bounds_ms:
+        cumulative += counters.get(f"{field}_bucket:{le}", 0)
+        buckets.append((str(le / 1000), cumulative))
+    buckets.append(("+Inf", counters.get(f"{field}_count", 0)))
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=counters.get(f"{field}_sum", 0) / 1000)
 
 
 async def render(stats_of: Stats, subscriptions: int) -> bytes:

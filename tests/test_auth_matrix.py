@@ -71,6 +71,8 @@ MISSIONS = """
 query($status: MissionStatus, $t: ID) {
   missions(status: $status, templateId: $t, first: 100) { totalCount edges { node { id } } }
 }"""
+APPROVE = "mutation($id: ID!) { approveMission(id: $id) { __typename } }"
+REJECT = 'mutation($id: ID!) { rejectMission(id: $id, reason: "no") { __typename } }'
 EVENTS = "subscription($id: ID!) { missionEvents(missionId: $id) { seq missionId type } }"
 UPDATES = "subscription { missionUpdates { id status } }"
 
@@ -90,6 +92,8 @@ OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "departmentGraph": (GRAPH, {"t": "two_stage"}),
     "deployMission": (DEPLOY, {"t": "two_stage"}),
     "cancelMission": (CANCEL, {"id": random_id()}),
+    "approveMission": (APPROVE, {"id": random_id()}),
+    "rejectMission": (REJECT, {"id": random_id()}),
     "missionEvents": (EVENTS, {"id": random_id()}),
     "missionUpdates": (UPDATES, {}),
 }

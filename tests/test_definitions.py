@@ -9,6 +9,7 @@ import re
 from mission.models import (
     TERMINAL_JOB_STATUSES,
     TERMINAL_MISSION_STATUSES,
+    ApprovalState,
     EventType,
     JobStatus,
     MissionStatus,
@@ -20,12 +21,12 @@ ALL_LUA = "\n".join(LUA.values())
 # An upper-case string literal that is not a Redis command or option.
 STATUS_LITERAL = re.compile(r"(?<!redis\.call\()'([A-Z][A-Z_]+)'")
 REDIS_OPTIONS = {"EX", "PX", "LIMIT", "WITHSCORES"}
-EVENT_LITERAL = re.compile(r"'((?:job|mission)\.[a-z_]+)'")
+EVENT_LITERAL = re.compile(r"'((?:job|mission|approval)\.[a-z_]+)'")
 
 
 def test_every_status_a_script_writes_is_a_python_status() -> None:
     written = set(STATUS_LITERAL.findall(ALL_LUA)) - REDIS_OPTIONS
-    known = {s.value for s in JobStatus} | {s.value for s in MissionStatus}
+    known = {s.value for s in JobStatus} | {s.value for s in MissionStatus} | {s.value for s in ApprovalState}
     assert written, "the pattern found nothing: it no longer matches how the scripts spell statuses"
     assert written <= known, written - known
 
@@ -47,5 +48,5 @@ def test_the_scripts_get_the_python_definitions() -> None:
     for name in WITH_PRELUDE:
         assert source(name).startswith(prelude)
     # nothing in the hand-written Lua defines them again
-    for name in ("TERMINAL_JOB", "TERMINAL_MISSION", "RUN_BUCKETS_MS"):
+    for name in ("TERMINAL_JOB", "TERMINAL_MISSION", "RUN_BUCKETS_MS", "APPROVAL_BUCKETS_MS"):
         assert not re.search(rf"local {name}\b", ALL_LUA), name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import io
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from config.settings import DEFAULT_TEMPLATES, Settings
 from mission.events import PubSubHub
 from mission.models import MissionStatus
 from mission.service import MissionService, get_mission_service
-from tests.conftest import StartWorker, run_to_end
+from tests.conftest import StartWorker
 
 LIST_SECURITY_MISSIONS = """
 from services.mission_service import get_mission_service
@@ -96,9 +97,16 @@ async def test_deploying_crash_protocol(seed_env: None, settings: Settings, star
         hub = PubSubHub(svc.redis)
         await hub.start()
         try:
-            events = await run_to_end(svc, hub, result["mission_id"], timeout=30)
+            # a budget above the default gates its Finance stage: someone else approves it
+            events = []
+            async with asyncio.timeout(30):
+                async for event in svc.events(hub, result["mission_id"]):
+                    events.append(event)
+                    if event.type == "approval.requested":
+                        await svc.approve_mission(result["mission_id"], by="second-pair-of-eyes")
         finally:
             await hub.close()
+        assert [e.type for e in events if e.type.startswith("approval.")] == ["approval.requested", "approval.granted"]
         assert events[-1].type == "mission.succeeded"
         record = await svc.get_mission(result["mission_id"])
         assert record is not None and record.status is MissionStatus.SUCCEEDED

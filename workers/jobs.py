@@ -9,7 +9,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from mission.models import MissionStatus
-from workers.runner import expire_when_due, run_attempt
+from workers.runner import expire_when_due, run_attempt, time_out_when_due
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("mission.worker")
@@ -33,10 +33,21 @@ async def expire_mission(ctx: dict[str, Any], mission_id: str) -> str:
     return await expire_when_due(runtime.store, mission_id, runtime.settings.lease_seconds * 3)
 
 
-async def reap_leases(ctx: dict[str, Any]) -> dict[str, int]:
-    """Cron: run again the attempts whose worker stopped renewing the lease; expire overdue missions."""
+async def approval_timeout(ctx: dict[str, Any], mission_id: str) -> str:
+    """The approval gate's timeout job, deferred to the gate's deadline: apply its ``on_timeout``
+    unless a decision was taken (or the mission ended) first."""
     runtime = _runtime(ctx)
-    counts = {"requeued": 0, "expired": 0}
+    result = await time_out_when_due(runtime.store, mission_id, runtime.settings.lease_seconds * 3)
+    if result == "ok":
+        log.info("approval gate of %s timed out", mission_id)
+    return result
+
+
+async def reap_leases(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron: run again the attempts whose worker stopped renewing the lease; expire overdue missions;
+    time out overdue approval gates."""
+    runtime = _runtime(ctx)
+    counts = {"requeued": 0, "expired": 0, "timed_out": 0}
     if runtime.may_reap:  # else Redis just came back: live workers renew first
         # ARQ's cron starts it every MISSION_REAP_EVERY_SECONDS; a crash counts as a supervised task's
         async with runtime.supervisor.run_once("reaper"):
@@ -67,7 +78,15 @@ async def _reap(runtime: WorkerRuntime) -> dict[str, int]:
             log.exception("expiring %s failed", mission_id)
             continue
         expired += result == "ok"
-    return {"requeued": requeued, "expired": expired}
+    timed_out = 0
+    for mission_id in await store.overdue_approvals(now_ms):
+        try:
+            result, _, _ = await store.decide(mission_id, "timeout", "", "", allow_self=False)
+        except RedisError:
+            log.exception("timing out the approval gate of %s failed", mission_id)
+            continue
+        timed_out += result == "ok"
+    return {"requeued": requeued, "expired": expired, "timed_out": timed_out}
 
 
 SWEEP_BATCH = 100

@@ -46,6 +46,19 @@ async def expire_when_due(store: MissionStore, mission_id: str, give_up_after: f
     return "early"
 
 
+async def time_out_when_due(store: MissionStore, mission_id: str, give_up_after: float) -> str:
+    """Apply an approval gate's ``on_timeout`` once its deadline has come (Redis's clock decides,
+    as for `expire_when_due`); returns the decide script's result."""
+    for _ in range(50):
+        result, _, _ = await persistently(
+            lambda: store.decide(mission_id, "timeout", "", "", allow_self=False), give_up_after
+        )
+        if result != "early":
+            return result
+        await asyncio.sleep(0.1)
+    return "early"
+
+
 async def run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attempt: int) -> dict[str, Any]:
     with bound(mission_id=mission_id, job_id=f"{mission_id}:{role}", attempt=attempt):
         return await _run_attempt(runtime, mission_id, role, attempt)

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from config.settings import Settings
 from mission.connections import arq_redis_settings
-from workers.jobs import expire_mission, reap_leases, run_agent_logic, sweep_finished
+from workers.jobs import approval_timeout, expire_mission, reap_leases, run_agent_logic, sweep_finished
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("mission.worker")
@@ -41,6 +41,7 @@ FUNCTIONS: list[Function] = [
     # attempt that is no longer current does nothing, so let ARQ try as often as it needs.
     func(run_agent_logic, name="run_agent_logic", timeout=AGENT_JOB_TIMEOUT, max_tries=1000),
     func(expire_mission, name="expire_mission", timeout=60),
+    func(approval_timeout, name="approval_timeout", timeout=60),
 ]
 
 

@@ -1,4 +1,5 @@
--- Create a mission, its jobs and indexes; queue its root jobs and its deadline job; one event each.
+-- Create a mission, its jobs and indexes; queue its root jobs (or hold gated ones at the approval
+-- gate) and its deadline job; one event each.
 -- Returns the mission as stored, in the shape read.lua gives, so the caller never re-derives it.
 -- ARGV: names, mission fields (JSON object), jobs (JSON array of objects), idempotency key or '',
 --       idempotency key TTL (s), deployed event data (JSON)
@@ -19,14 +20,11 @@ for k, v in pairs(fields) do hs[#hs + 1] = k; hs[#hs + 1] = v end
 redis.call('HSET', N.m, unpack(hs))
 
 local roots = {}
-local stored = {}
-for i, job in ipairs(jobs) do
-  local status, attempt = 'WAITING', 0
-  if #cjson.decode(job.depends_on) == 0 then status, attempt = 'QUEUED', 1; roots[#roots + 1] = job.role end
-  local js = {'status', status, 'attempt', attempt, 'tries', 0, 'failures', 0, 'lost', 0, 'spent', 0, 'progress', 0}
+for _, job in ipairs(jobs) do
+  if #cjson.decode(job.depends_on) == 0 then roots[#roots + 1] = job.role end
+  local js = {'status', 'WAITING', 'attempt', 0, 'tries', 0, 'failures', 0, 'lost', 0, 'spent', 0, 'progress', 0}
   for k, v in pairs(job) do js[#js + 1] = k; js[#js + 1] = v end
   redis.call('HSET', jkey(job.role), unpack(js))
-  stored[i] = js
 end
 
 for scope, score in pairs({[fields.tenant] = nt, ['*'] = n}) do
@@ -39,10 +37,7 @@ if idem ~= '' then redis.call('SET', idem, N.mid, 'EX', tonumber(ARGV[5])) end
 
 count('deployed:' .. fields.template_id)
 emit('mission.deployed', 'QUEUED', nil, 'mission deployed', cjson.decode(ARGV[6]), t)
-for _, role in ipairs(roots) do
-  enqueue_attempt(role, 1, t, t)
-  emit('job.queued', 'QUEUED', job_id(role), 'queued', {attempt = 1}, t)
-end
+for _, role in ipairs(roots) do ready(role, t, 'queued') end
 enqueue('expire_mission', N.mid .. ':deadline', '["' .. N.mid .. '"]', deadline, t)
 redis.call('ZADD', N.deadlines, deadline, N.mid)
 wake()
@@ -52,8 +47,7 @@ local function map(flat)
   for i = 1, #flat, 2 do out[flat[i]] = flat[i + 1] end
   return out
 end
-local mission = map(hs)
-mission.seq = redis.call('HGET', N.m, 'seq')
+local mission = map(redis.call('HGETALL', N.m))
 mission.jobs = {}
-for i, js in ipairs(stored) do mission.jobs[i] = map(js) end
+for i, job in ipairs(jobs) do mission.jobs[i] = map(redis.call('HGETALL', jkey(job.role))) end
 return {'created', cjson.encode(mission)}

@@ -39,15 +39,11 @@ if outcome == 'ok' then
   for _, dep in ipairs(cjson.decode(j[6])) do
     local dk = jkey(dep)
     if redis.call('HGET', dk, 'status') == 'WAITING' then
-      local ready = true
+      local all_done = true
       for _, up in ipairs(cjson.decode(redis.call('HGET', dk, 'depends_on'))) do
-        if redis.call('HGET', jkey(up), 'status') ~= 'SUCCEEDED' then ready = false; break end
+        if redis.call('HGET', jkey(up), 'status') ~= 'SUCCEEDED' then all_done = false; break end
       end
-      if ready then
-        redis.call('HSET', dk, 'status', 'QUEUED', 'attempt', 1)
-        enqueue_attempt(dep, 1, t, t)
-        emit('job.queued', 'QUEUED', job_id(dep), 'upstream succeeded', {attempt = 1}, t)
-      end
+      if all_done then ready(dep, t, 'upstream succeeded') end
     end
   end
 elseif outcome == 'release' then
@@ -69,19 +65,7 @@ else
     redis.call('HSETNX', N.m, 'first_failure', role .. ': ' .. payload)
     emit('job.failed', 'FAILED', job_id(role), payload, {attempt = attempt}, t)
     -- every transitive dependent is still WAITING: skip it
-    local queue, i = cjson.decode(j[6]), 1
-    while i <= #queue do
-      local dep = queue[i]
-      i = i + 1
-      local dk = jkey(dep)
-      if redis.call('HGET', dk, 'status') == 'WAITING' then
-        local why = 'upstream ' .. role .. ' failed'
-        redis.call('HSET', dk, 'status', 'SKIPPED', 'finished_at', t, 'error', why)
-        redis.call('HINCRBY', N.m, 'pending', -1)
-        emit('job.skipped', 'SKIPPED', job_id(dep), why, nil, t)
-        for _, next in ipairs(cjson.decode(redis.call('HGET', dk, 'dependents'))) do queue[#queue + 1] = next end
-      end
-    end
+    skip_jobs(cjson.decode(j[6]), 'upstream ' .. role .. ' failed', t)
   end
 end
 settle(t)

@@ -1,6 +1,7 @@
 -- Shared by every mission script (prepended, after the definitions mission/scripts.py generates from
--- mission/models.py: TERMINAL_JOB, TERMINAL_MISSION, RUN_BUCKETS_MS). ARGV[1] is the JSON blob of key
--- names built by mission/keys.py (`Keys.names`); scripts never spell a key themselves.
+-- mission/models.py: TERMINAL_JOB, TERMINAL_MISSION, RUN_BUCKETS_MS, APPROVAL_BUCKETS_MS). ARGV[1] is
+-- the JSON blob of key names built by mission/keys.py (`Keys.names`); scripts never spell a key
+-- themselves.
 local N = cjson.decode(ARGV[1])
 local WAKE = false
 local TENANT = nil
@@ -66,17 +67,22 @@ local function count(field, by)
   redis.call('HINCRBY', N.stats, field, by or 1)
 end
 
--- Job run times: one bucket per attempt (upper bounds in ms; /metrics makes them cumulative).
-local function observe_run(started_at, t)
-  if not started_at then return end
-  local ms = t - tonumber(started_at)
+-- A histogram in the stats hash: `<name>_bucket:<le>`, `<name>_count`, `<name>_sum` (ms; upper
+-- bounds in `buckets`; /metrics makes them cumulative).
+local function observe(name, buckets, ms)
   local bucket = 'inf'
-  for _, le in ipairs(RUN_BUCKETS_MS) do
+  for _, le in ipairs(buckets) do
     if ms <= le then bucket = tostring(le); break end
   end
-  count('job_ms_bucket:' .. bucket)
-  count('job_ms_count')
-  count('job_ms_sum', ms)
+  count(name .. '_bucket:' .. bucket)
+  count(name .. '_count')
+  count(name .. '_sum', ms)
+end
+
+-- Job run times: one observation per attempt.
+local function observe_run(started_at, t)
+  if not started_at then return end
+  observe('job_ms', RUN_BUCKETS_MS, t - tonumber(started_at))
 end
 
 local function wake()
@@ -121,6 +127,11 @@ local function finish_mission(status, job_status, reason, t)
     end
   end
   redis.call('HSET', N.m, 'status', status, 'finished_at', t, 'pending', 0)
+  if redis.call('HGET', N.m, 'approval_state') == 'PENDING' then  -- no decision is awaited any more
+    redis.call('HSET', N.m, 'approval_state', 'WITHDRAWN', 'approval_decided_at', t)
+    dequeue(N.mid .. ':approval')
+    redis.call('ZREM', N.approvals, N.mid)
+  end
   if reason then redis.call('HSET', N.m, 'failure_reason', reason) end
   dequeue(N.mid .. ':deadline')
   redis.call('ZREM', N.deadlines, N.mid)
@@ -160,4 +171,56 @@ end
 
 local function expire_reason()
   return 'deadline passed: the time limit of ' .. redis.call('HGET', N.m, 'ttl') .. ' s ran out'
+end
+
+-- The mission's approval gate is reached: it waits for a decision until the gate's deadline, when
+-- its timeout job (and the reaper's backstop, `approvals`) applies `on_timeout`.
+local function request_approval(t)
+  local m = redis.call('HMGET', N.m, 'status', 'gate_timeout', 'gate_departments')
+  local deadline = t + tonumber(m[2]) * 1000
+  redis.call('HSET', N.m, 'status', 'AWAITING_APPROVAL', 'approval_state', 'PENDING', 'approval_requested_at', t,
+    'approval_deadline', deadline)
+  index_move(m[1], 'AWAITING_APPROVAL')
+  count('approval_requests')
+  enqueue('approval_timeout', N.mid .. ':approval', '["' .. N.mid .. '"]', deadline, t)
+  redis.call('ZADD', N.approvals, deadline, N.mid)
+  local departments = cjson.decode(m[3])
+  emit('approval.requested', 'AWAITING_APPROVAL', nil, 'approval needed before ' .. table.concat(departments, ', '),
+    {deadline = deadline, departments = departments}, t)
+end
+
+-- A job whose upstream all succeeded: queued, or held at the approval gate (which it reaches
+-- first if no job has) until a decision; gated jobs queue at once once the gate is approved.
+local function ready(role, t, why)
+  local jk = jkey(role)
+  if redis.call('HGET', jk, 'gated') == '1' then
+    local state = redis.call('HGET', N.m, 'approval_state')
+    if state == 'NOT_REACHED' then request_approval(t) end
+    if state == 'NOT_REACHED' or state == 'PENDING' then
+      redis.call('HSET', jk, 'status', 'AWAITING_APPROVAL')
+      emit('job.awaiting_approval', 'AWAITING_APPROVAL', job_id(role), 'waiting for approval', nil, t)
+      return
+    end
+  end
+  redis.call('HSET', jk, 'status', 'QUEUED', 'attempt', 1)
+  enqueue_attempt(role, 1, t, t)
+  emit('job.queued', 'QUEUED', job_id(role), why, {attempt = 1}, t)
+end
+
+-- Skip the jobs of `roles` that have not started (WAITING, AWAITING_APPROVAL) and, transitively,
+-- their waiting dependents.
+local function skip_jobs(roles, why, t)
+  local queue, i = roles, 1
+  while i <= #queue do
+    local role = queue[i]
+    i = i + 1
+    local jk = jkey(role)
+    local status = redis.call('HGET', jk, 'status')
+    if status == 'WAITING' or status == 'AWAITING_APPROVAL' then
+      redis.call('HSET', jk, 'status', 'SKIPPED', 'finished_at', t, 'error', why)
+      redis.call('HINCRBY', N.m, 'pending', -1)
+      emit('job.skipped', 'SKIPPED', job_id(role), why, nil, t)
+      for _, next in ipairs(cjson.decode(redis.call('HGET', jk, 'dependents'))) do queue[#queue + 1] = next end
+    end
+  end
 end

@@ -1,7 +1,7 @@
 -- A worker takes a queued attempt: RUNNING with a lease; returns what the agent needs.
 -- ARGV: names, role, attempt, lease ms, worker name
 local role, attempt, lease_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local m = redis.call('HMGET', N.m, 'status', 'deadline', 'config')
+local m = redis.call('HMGET', N.m, 'status', 'deadline', 'config', 'started_at')
 if not m[1] then return {'gone', ''} end
 if TERMINAL_MISSION[m[1]] then return {'over', m[1]} end
 local jk = jkey(role)
@@ -20,6 +20,9 @@ if m[1] == 'QUEUED' then
   redis.call('HSET', N.m, 'status', 'RUNNING', 'started_at', t)
   index_move('QUEUED', 'RUNNING')
   emit('mission.started', 'RUNNING', nil, 'first agent started', nil, t)
+elseif not m[4] then  -- awaiting approval while another branch starts: it runs from now
+  redis.call('HSET', N.m, 'started_at', t)
+  emit('mission.started', m[1], nil, 'first agent started', nil, t)
 end
 emit('job.started', 'RUNNING', job_id(role), 'attempt ' .. attempt, {attempt = attempt}, t)
 local ups = cjson.decode(redis.call('HGET', jk, 'depends_on'))
