@@ -47,12 +47,17 @@ COUNT = "{ missions(first: 1) { totalCount } }"
 MISSION = "query($id: ID!) { mission(id: $id) { id status config { inputs } } }"
 EVENTS = "subscription($id: ID!) { missionEvents(missionId: $id) { seq type } }"
 
+# API keys for a server that has keys, sent as `bearer(key)`.
 OPERATOR = "opr-limits-key-4e8b1c7d2a9f"
 OTHER_OPERATOR = "opr-limits-key-other-93d1f0"
 VIEWER = "vwr-limits-key-c05a7e21b6d8"
 
 TRANSPORT_WS = "graphql-transport-ws"  # the current protocol
 LEGACY_WS = "graphql-ws"  # subscriptions-transport-ws, still used by older clients
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 async def gql(client: httpx.AsyncClient, url: str, query: str, **variables: Any) -> dict[str, Any]:
@@ -139,10 +144,6 @@ class WsClient:
 
 
 # --- what every answer must look like ---
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def no_traceback(text: str) -> None:
