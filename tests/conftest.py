@@ -1,9 +1,12 @@
-"""Fixtures: a real Redis per test session (flushed per test), real ARQ workers, the service."""
+"""Fixtures: a real Redis per test session (flushed per test), real ARQ workers, the service in-process
+and as one child server per test module; the richer template catalogue; checks of what is stored."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +19,14 @@ import uvicorn
 
 from config.settings import Settings
 from mission.events import PubSubHub, mission_events
+from mission.models import Template
 from mission.records import Event
 from mission.service import MissionService
+from mission.templates import outcome_logic_hash
 from server.app import create_app
 from server.redis_local import LocalRedis, free_port
 from tests.common import REPO, TEST_SETTINGS, TEST_TEMPLATES
-from tests.processes import Processes
+from tests.processes import Processes, Server, start_server
 from workers.settings import MissionWorker, create_worker
 
 __all__ = ["REPO", "TEST_SETTINGS", "TEST_TEMPLATES"]  # re-exported: tests import them from here too
@@ -155,3 +160,121 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 15.0, interv
             if result:
                 return
             await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="module")
+def child_server(redis_server: LocalRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`mission-service serve` as a child process, shared by the tests of one module."""
+    running = start_server(redis_server.url, tmp_path_factory.mktemp("served") / "server.log")
+    try:
+        yield running
+    finally:
+        running.http.close()
+        running.process.terminate()
+        try:
+            running.process.wait(15)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+            running.process.wait()
+
+
+@pytest.fixture
+def server(child_server: Server) -> Iterator[Server]:
+    """The module's child server; whatever a test sent, it is still up and serving a normal query afterwards."""
+    yield child_server
+    child_server.assert_serving()
+
+
+async def missions_stored(service: MissionService) -> int:
+    return (await service.store.page("*")).total
+
+
+async def no_mission_stored(service: MissionService, settings: Settings) -> None:
+    prefix = service.keys.prefix
+    assert [k async for k in service.redis.scan_iter(match=f"{prefix}:m:*")] == []
+    assert [k async for k in service.redis.scan_iter(match=f"{prefix}:idx:*")] == []
+    assert [k async for k in service.redis.scan_iter(match=f"{prefix}:idem:*")] == []
+    assert await service.redis.zcard(settings.queue) == 0
+
+
+async def nothing_stored(service: MissionService) -> None:
+    """No mission, job, event, queue entry, index, counter or idempotency key in Redis (only the
+    deploy rate limit's counter may exist: a refused deploy still counts as an attempt)."""
+    rate = f"{service.keys.prefix}:rate:"
+    keys = [k async for k in service.redis.scan_iter(count=1000) if not k.startswith(rate)]
+    assert keys == [], keys
+
+
+def base_url(api: RunningApi) -> str:
+    return api.url.removesuffix("/graphql")
+
+
+# --- a richer catalogue: two sectors, a diamond over three stages, a quorum, every template field ---
+
+DIAMOND: dict[str, Any] = {
+    "id": "diamond",
+    "name": "Diamond",
+    "sector": "Finance",
+    "goal": "Scout, then guard and trade in parallel, then sign off",
+    "squad": [
+        {"role": "scout", "department": "Intel", "agent": "tests.agents:echo"},
+        {"role": "guard", "department": "Security", "agent": "tests.agents:echo", "timeout": 30},
+        {"role": "trader1", "department": "Finance", "agent": "tests.agents:echo", "budget_share": 0.4},
+        {"role": "trader2", "department": "Finance", "agent": "tests.agents:echo"},
+        {"role": "lawyer", "department": "Legal", "agent": "tests.agents:echo", "max_tries": 2},
+    ],
+    "dependencies": {"Security": ["Intel"], "Finance": ["Intel"], "Legal": ["Security", "Finance"]},
+    "outcome": {"policy": "all"},
+    "defaults": {
+        "budget": 1000,
+        "ttl": 600,
+        "risk": {"level": "high", "max_drawdown": 0.2},
+        "inputs": {"portfolio": ["ACME", "INITECH"], "limit": 5, "model": {"name": "var", "window": 30}},
+    },
+    "limits": {"budget": {"min": 100, "max": 50000}, "ttl": {"min": 30, "max": 7200}},
+}
+
+# Declared in the file, so the registry checks it (a wrong one would refuse the file).
+DIAMOND_HASH = outcome_logic_hash(Template.model_validate(DIAMOND))
+
+AUDIT: dict[str, Any] = {
+    "id": "audit",
+    "name": "Audit",
+    "sector": "Security",
+    "goal": "Two of three auditors must agree",
+    "squad": [{"role": f"auditor{i}", "department": "Audit", "agent": "tests.agents:echo"} for i in (1, 2, 3)],
+    "outcome": {"policy": "quorum", "count": 2},
+    "defaults": {"budget": "99.99", "ttl": 60},
+    "limits": {"budget": {"min": 1, "max": 100}, "ttl": {"min": 1, "max": 3600}},
+}
+
+TEST_TEMPLATE_IDS = [t["id"] for t in json.loads(TEST_TEMPLATES.read_text())["templates"]]
+
+BAD_MISSION_IDS = [
+    "",
+    "mssn_" + "0" * 32,  # well-formed, unknown
+    "mssn_" + "g" * 32,
+    "MSSN_" + "0" * 32,
+    "x" * 100_000,
+    "mssn_" + "0" * 32 + "\n",
+    "mssn_ünïcødé🚀",
+    "\u0000",
+    "' OR 1=1 --",
+    "ms:m:*",
+]
+
+
+@pytest.fixture
+def catalogue_path(tmp_path: Path) -> Path:
+    raw = json.loads(TEST_TEMPLATES.read_text())
+    raw["templates"] += [{**DIAMOND, "outcome_logic_hash": DIAMOND_HASH}, AUDIT]
+    path = tmp_path / "templates.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+@pytest.fixture
+async def catalogue(settings: Settings, catalogue_path: Path) -> AsyncIterator[RunningApi]:
+    """The API over the richer catalogue (same Redis as `settings`, so `service` and workers see it)."""
+    async with serve_api(settings.model_copy(update={"templates_path": catalogue_path})) as running:
+        yield running

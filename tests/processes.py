@@ -1,7 +1,8 @@
 """The service as real child processes, for the fault and load tests: `mission-service serve` and
 `mission-service worker`, each logging to a file under the test's tmp_path, each SIGKILL-able.
 
-Also the checks those tests share: every event log gap-free, read straight from Redis.
+Also the checks those tests share: every event log gap-free, read straight from Redis; and `Server`, one
+open `serve` child that a whole test module sends its nasty requests to.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from redis.asyncio import Redis
 
 from mission.keys import Keys
 from mission.records import Event
-from server.redis_local import stop_process
+from server.redis_local import free_port, stop_process
 from tests.common import REPO, TEST_SETTINGS, TEST_TEMPLATES
 
 
@@ -183,3 +186,89 @@ def gap_free_problems(mission_id: str, events: list[Event], seq: int | None = No
     if seq is not None and seq != len(events):
         problems.append(f"{mission_id}: the mission's seq counter is {seq}, its log has {len(events)}")
     return problems
+
+
+@dataclass
+class Server:
+    """`mission-service serve` as a child process, open (no keys) on loopback, with a sync client."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log()[-chars:]
+
+    def post(self, query: str, **variables: Any) -> httpx.Response:
+        return self.http.post(self.url, json={"query": query, "variables": variables})
+
+    def post_raw(self, body: bytes | str, content_type: str = "application/json") -> httpx.Response:
+        content = body.encode() if isinstance(body, str) else body
+        return self.http.post(self.url, content=content, headers={"Content-Type": content_type})
+
+    def assert_serving(self) -> None:
+        """Alive, and a normal query on a fresh connection answers."""
+        assert self.process.poll() is None, f"server exited with {self.process.returncode}:\n{self.log_tail()}"
+        response = httpx.post(self.url, json={"query": "{ templates { id } }"}, timeout=15)
+        assert response.status_code == 200, (response.status_code, response.text[:300], self.log_tail())
+        assert "two_stage" in [t["id"] for t in response.json()["data"]["templates"]]
+
+
+def start_server(redis_url: str, log_path: Path) -> Server:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MISSION_")}  # open (no keys), loopback only
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "MISSION_REDIS_URL": redis_url,
+            "MISSION_TEMPLATES_PATH": str(TEST_TEMPLATES),
+            "MISSION_LOG_FORMAT": "json",
+            # Fuzzing deploys a lot; the rate limit would turn most of them into RateLimited and hide deeper paths.
+            "MISSION_DEPLOY_RATE_LIMIT": "1000000",
+        }
+    )
+    port = free_port()
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "--log-level",
+            "WARNING",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    server = Server(process=process, port=port, log_path=log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"server not ready in 30 s:\n{server.log_tail()}")
