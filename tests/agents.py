@@ -89,16 +89,22 @@ async def spend_once(ctx: AgentContext) -> dict[str, Any]:
 
 
 async def meter_loop(ctx: AgentContext) -> dict[str, Any]:
-    """``inputs.steps`` times: charge 0.01 and report progress, pausing ``inputs.pause`` s. Each
-    charge the SDK accepted is appended to the file ``inputs.ledger`` (if given), so a test can add
-    up what the agents were charged, whichever worker process ran them."""
+    """``inputs.steps`` times: charge 0.01 and report progress, pausing ``inputs.pause`` s. With
+    ``inputs.ledger`` (a file), each charge is written down before it is asked for (``asked``) and
+    once the SDK accepted it (``paid``), so a test can bound what the agents were charged, whichever
+    worker process ran them."""
     steps, pause = int(ctx.inputs.get("steps", 40)), float(ctx.inputs.get("pause", 0.05))
     ledger = ctx.inputs.get("ledger")
-    for step in range(steps):
-        await ctx.spend(Decimal("0.01"), f"step {step}")
+
+    def write(what: str) -> None:
         if ledger:
-            with open(ledger, "a") as file:  # noqa: ASYNC230 (a few bytes, appended at once)
-                file.write(f"{ctx.mission_id} {ctx.role} {ctx.attempt} 1\n")
+            with open(ledger, "a") as file:
+                file.write(f"{ctx.mission_id} {ctx.role} {ctx.attempt} {what} 1\n")
+
+    for step in range(steps):
+        write("asked")
+        await ctx.spend(Decimal("0.01"), f"step {step}")
+        write("paid")
         await ctx.progress((step + 1) / steps, f"step {step + 1} of {steps}")
         await asyncio.sleep(pause)
     return {"steps": steps, "attempt": ctx.attempt}

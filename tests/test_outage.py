@@ -2,8 +2,8 @@
 ride out a restart (graceful, or SIGKILL with the append-only file), are charged exactly once per
 charge, and an outage longer than an SDK call may wait hands the attempt back instead of failing it.
 
-Redis and the workers are real child processes; the agents append every charge the SDK accepted
-to a ledger file, the oracle for what the mission must have been charged.
+Redis and the workers are real child processes; the agents write each charge to a ledger file
+before asking for it and once it is accepted: the oracle for what a mission may have been charged.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from tests.processes import Processes, event_logs, gap_free_problems
 MISSIONS = 6
 
 
-def ledger_cents(ledger: Path) -> dict[str, int]:
-    """mission id -> cents the SDK accepted, as the agents wrote them down."""
+def ledger_cents(ledger: Path, what: str) -> dict[str, int]:
+    """mission id -> cents the agents ``asked`` for, or were told they ``paid``, as they wrote them down."""
     totals: collections.Counter[str] = collections.Counter()
     if ledger.exists():
         for line in ledger.read_text().splitlines():
-            mission_id, _role, _attempt, cents = line.split()
-            totals[mission_id] += int(cents)
+            mission_id, _role, _attempt, kind, cents = line.split()
+            if kind == what:
+                totals[mission_id] += int(cents)
     return dict(totals)
 
 
@@ -90,9 +91,16 @@ async def outage_scenario(
         # no attempt counted as the agent's failure
         assert all(j.failures == 0 for r in records for j in r.jobs), describe(records)
         assert not [e for events in logs.values() for e in events if e.type in ("job.retrying", "job.failed")]
-        # charged exactly what the agents were told they paid: no charge lost, none applied twice
-        charged = ledger_cents(ledger)
-        assert {r.id: r.budget.spent_cents for r in records} == {r.id: charged.get(r.id, 0) for r in records}
+        # charged at least what the agents were told they paid (no charge lost) and at most what they
+        # asked for (none applied twice); the two differ only by calls an outage cut short
+        paid, asked = ledger_cents(ledger, "paid"), ledger_cents(ledger, "asked")
+        for r in records:
+            assert paid.get(r.id, 0) <= r.budget.spent_cents <= asked.get(r.id, 0), (
+                r.id,
+                paid,
+                asked,
+                describe(records),
+            )
         for worker in workers:
             assert worker.alive, worker.log_text()[-3000:]
         return records, logs
@@ -106,8 +114,11 @@ async def outage_scenario(
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
 async def test_agents_metering_in_a_loop_ride_out_a_redis_restart(tmp_path: Path, procs: Processes, kill: bool) -> None:
     records, _ = await outage_scenario(tmp_path, procs, kill=kill, down_seconds=2)
-    # every agent ran once, through the outage: nothing was re-run
+    # every agent ran once, through the outage: nothing was re-run, no call was cut short, so every
+    # mission was charged exactly what its agents were told they paid
     assert all(j.attempt == 1 for r in records for j in r.jobs), describe(records)
+    paid, asked = ledger_cents(tmp_path / "ledger.txt", "paid"), ledger_cents(tmp_path / "ledger.txt", "asked")
+    assert paid == asked == {r.id: r.budget.spent_cents for r in records}
 
 
 @pytest.mark.timeout(150)
