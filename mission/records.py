@@ -37,6 +37,19 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class TokenUsage:
+    """Model calls and their tokens, as settled (mission/lua/llm_settle.lua)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> TokenUsage:
+        return cls(int(raw.get("prompt_tokens", 0)), int(raw.get("completion_tokens", 0)), int(raw.get("llm_calls", 0)))
+
+
+@dataclass(frozen=True)
 class JobRecord:
     mission_id: str
     role: str
@@ -58,6 +71,7 @@ class JobRecord:
     max_tries: int
     stage: int
     output: Any = None
+    usage: TokenUsage = TokenUsage()
 
     @property
     def id(self) -> str:
@@ -86,6 +100,7 @@ class JobRecord:
             max_tries=int(raw.get("max_tries", 1)),
             stage=int(raw.get("stage", 0)),
             output=output,
+            usage=TokenUsage.parse(raw),
         )
 
 
@@ -110,6 +125,7 @@ class MissionRecord:
     jobs: tuple[JobRecord, ...]
     idempotency_key: str | None
     outputs_loaded: bool = False  # whether the jobs' `output` were read (else they are None)
+    usage: TokenUsage = TokenUsage()
 
     @property
     def job_ids(self) -> list[str]:
@@ -140,6 +156,7 @@ class MissionRecord:
             jobs=tuple(JobRecord.parse(mission_id, job, _output(outputs.get(job["role"]))) for job in raw["jobs"]),
             idempotency_key=raw.get("idempotency_key") or None,
             outputs_loaded="outputs" in raw,
+            usage=TokenUsage.parse(raw),
         )
 
 

@@ -11,11 +11,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from mission.models import JOB_RUN_BUCKETS_MS, TERMINAL_JOB_STATUSES, TERMINAL_MISSION_STATUSES
+from mission.models import JOB_RUN_BUCKETS_MS, LLM_CALL_BUCKETS_MS, TERMINAL_JOB_STATUSES, TERMINAL_MISSION_STATUSES
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 # Scripts that share the prelude (key names blob, events, enqueue, mission end).
-WITH_PRELUDE = ("deploy", "start", "finish", "spend", "progress", "stop")
+WITH_PRELUDE = ("deploy", "start", "finish", "spend", "progress", "stop", "llm_reserve", "llm_settle")
 STANDALONE = ("heartbeat", "read", "ready", "claim")
 
 
@@ -31,6 +31,7 @@ def generated() -> str:
             f"local TERMINAL_JOB = {_lua_set(TERMINAL_JOB_STATUSES)}",
             f"local TERMINAL_MISSION = {_lua_set(TERMINAL_MISSION_STATUSES)}",
             f"local RUN_BUCKETS_MS = {{{', '.join(map(str, JOB_RUN_BUCKETS_MS))}}}",
+            f"local LLM_BUCKETS_MS = {{{', '.join(map(str, LLM_CALL_BUCKETS_MS))}}}",
         ]
     )
 

@@ -22,6 +22,7 @@ from mission.events import PubSubHub, mission_events
 from mission.records import Event
 from mission.service import MissionService
 from server.app import create_app
+from server.model_local import LocalModel
 from server.redis_local import LocalRedis, free_port, stop_process
 from workers.settings import MissionWorker, create_worker
 
@@ -41,6 +42,13 @@ TEST_SETTINGS: dict[str, Any] = {
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[LocalRedis]:
     with LocalRedis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def model_server() -> Iterator[LocalModel]:
+    """The embedded model (llama.cpp serving SmolLM2-135M) on a free loopback port."""
+    with LocalModel() as server:
         yield server
 
 

@@ -21,6 +21,7 @@ from mission.connections import redis_client
 from mission.events import RESYNC, PubSubHub
 from mission.keys import Keys
 from mission.store import MissionStore
+from workers.models import ModelProvider
 from workers.surface import public_surface
 
 log = logging.getLogger("mission.worker")
@@ -39,6 +40,7 @@ class WorkerRuntime:
         self.store = MissionStore(self.redis, self.keys)
         self.service = public_surface(settings)  # what agents see of the service: no secret
         self.hub = PubSubHub(self.redis)
+        self.models = ModelProvider(settings)  # holds the model endpoint's key: never handed to agents
         self.wake = asyncio.Event()
         self.running: dict[Attempt, asyncio.Task[Any]] = {}
         self._stopped: dict[str, float] = {}  # recently ended missions -> when (monotonic)
@@ -64,6 +66,7 @@ class WorkerRuntime:
     async def start(self, timeout: float = 30.0) -> None:
         """Start the background loops; returns once the wake and control channels are subscribed."""
         await self.hub.start()
+        await self.models.start()
         self._spawn(self._listen_wake(), "wake")
         self._spawn(self._listen_control(), "control")
         self._spawn(self._renew_leases(), "heartbeat")
@@ -78,6 +81,7 @@ class WorkerRuntime:
                 await task
         self._background.clear()
         await self.hub.close()
+        await self.models.close()
         await self.redis.aclose(close_connection_pool=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
