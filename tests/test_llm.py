@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from config.settings import Settings
+from config.settings import DEFAULT_TEMPLATES, Settings
 from mission.events import PubSubHub
 from mission.llm import Allowance, Price
 from mission.models import JobStatus, MissionStatus
@@ -25,6 +25,7 @@ from server.model_local import MODEL_NAME, LocalModel
 from server.redis_local import LocalRedis
 from tests.agents import cancelled
 from tests.conftest import TEST_SETTINGS, StartWorker, eventually, run_to_end
+from workers.settings import create_worker
 
 PROVIDER_KEY = "sk-provider-key-never-logged-0123456789"
 # One cent per token, in and out: costs are token counts, easy to check.
@@ -245,3 +246,37 @@ async def test_the_provider_key_is_never_logged_nor_in_outputs_or_events(
     assert PROVIDER_KEY not in caplog.text
     assert PROVIDER_KEY not in repr(events) + repr(mission)
     assert PROVIDER_KEY not in repr(service.settings)
+
+
+async def test_shipped_templates_mix_computing_and_model_agents(settings: Settings) -> None:
+    """M&A Scout's memo to the board and Shadow Mirror's JSON summary, written by the model over
+    what the computing agents found."""
+    shipped = settings.model_copy(update={"templates_path": DEFAULT_TEMPLATES})
+    service = MissionService(shipped)
+    hub = PubSubHub(service.redis)
+    await hub.start()
+    worker = create_worker(shipped, handle_signals=False)
+    run = asyncio.create_task(worker.async_run())
+    try:
+        await asyncio.wait_for(worker.ready.wait(), 15)
+        scout, _ = await service.deploy("mission_001", {"budget": 5000})
+        mirror, _ = await service.deploy("mission_003", {"budget": 2000})
+        await asyncio.gather(*(run_to_end(service, hub, m.id, timeout=90) for m in (scout, mirror)))
+        by_role = {}
+        for mission_id in (scout.id, mirror.id):
+            mission = await finished(service, mission_id)
+            assert mission.status is MissionStatus.SUCCEEDED, mission.failure_reason
+            by_role.update({job.role: job for job in mission.jobs})
+            assert mission.usage.calls == 1 and mission.usage.prompt_tokens > 0
+    finally:
+        await worker.close()
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await hub.close()
+        await service.close()
+    memo = by_role["memo-writer"]
+    assert isinstance(memo.output["text"], str) and memo.usage.calls == 1
+    # the memo's prompt carried the ranked targets: far more tokens than the template's own words
+    assert memo.usage.prompt_tokens > 200
+    summary = by_role["summarizer"].output["json"]
+    assert set(summary) == {"headline", "top_risks", "next_step"} and len(summary["top_risks"]) <= 3
