@@ -54,6 +54,7 @@ class Reservation:
     min_tokens: int
     input_units: int
     output_units: int
+    model: str
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ class MissionStore:
                 r.min_tokens,
                 r.input_units,
                 r.output_units,
+                r.model,
             )
         )
         return str(result[0]), int(result[1]), int(result[2])

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import DEFAULT_TEMPLATES, Settings
 from mission.events import PubSubHub
@@ -21,6 +22,7 @@ from mission.llm import Allowance, Price
 from mission.models import JobStatus, MissionStatus
 from mission.records import MissionRecord
 from mission.service import MissionService
+from server.metrics import now_ms, render
 from server.model_local import MODEL_NAME, LocalModel
 from server.redis_local import LocalRedis
 from tests.agents import cancelled
@@ -132,6 +134,17 @@ async def test_concurrent_calls_never_take_spent_past_the_allocation(
     assert mission.budget.spent == job.budget.spent == sum(Decimal(e.data["cost"]) for e in calls)
     assert job.budget.spent_cents == job.usage.prompt_tokens + job.usage.completion_tokens <= allocated
     assert all(call["maxTokens"] <= 8 for call in output["calls"])
+    # /metrics: calls by model and outcome, tokens, latency
+    text = (await render(await service.store.stats(now_ms()), 0)).decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    by_outcome = {
+        s.labels["outcome"]: s.value for s in families["mission_llm_calls"].samples if s.name.endswith("_total")
+    }
+    assert by_outcome == {"ok": len(output["calls"]), "budget_refused": output["refused"]}
+    tokens = {s.labels["kind"]: s.value for s in families["mission_llm_tokens"].samples if s.name.endswith("_total")}
+    assert tokens == {"prompt": job.usage.prompt_tokens, "completion": job.usage.completion_tokens}
+    latency = {s.name: s.value for s in families["mission_llm_call_seconds"].samples}
+    assert latency["mission_llm_call_seconds_count"] == len(output["calls"])
 
 
 async def test_max_tokens_shrinks_to_what_the_allocation_holds(

@@ -78,6 +78,7 @@ class WorkerCalls:
             min_tokens=models.min_tokens,
             input_units=price.input_units,
             output_units=price.output_units,
+            model=model,
         )
         async with models.slots:
             seqs: list[int] = []

@@ -3,7 +3,8 @@
 -- the allocation. When the worst case does not fit, max_tokens shrinks to what does; below
 -- `min_tokens` the call is refused. `seq` numbers the attempt's SDK calls (a retried reserve returns
 -- the reservation it made). The reservation is kept as job field `llm:<attempt>:<seq>` until settled.
--- ARGV: names, role, attempt, seq, worst cents, prompt bound, max_tokens, min_tokens, input units, output units
+-- ARGV: names, role, attempt, seq, worst cents, prompt bound, max_tokens, min_tokens, input units, output units,
+--       model
 local role, attempt, seq = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local worst, prompt, max_tokens = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local min_tokens, pin, pout = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -25,7 +26,10 @@ local m = redis.call('HMGET', N.m, 'spent', 'budget')
 local room = math.min(allocated - spent, tonumber(m[2]) - tonumber(m[1]))
 local cents, granted = worst, max_tokens
 if worst > room then
-  if pout <= 0 then return {'exceeded', spent, allocated} end
+  if pout <= 0 then
+    count('llm|calls|budget_refused|' .. ARGV[11])
+    return {'exceeded', spent, allocated}
+  end
   granted = math.min(max_tokens, math.floor((room * UNITS_PER_CENT - prompt * pin) / pout))
   cents = math.ceil((prompt * pin + granted * pout) / UNITS_PER_CENT)
   while granted > 0 and cents > room do
@@ -33,7 +37,7 @@ if worst > room then
     cents = math.ceil((prompt * pin + granted * pout) / UNITS_PER_CENT)
   end
   if granted < math.min(min_tokens, max_tokens) or cents > room then
-    count('llm_refused')
+    count('llm|calls|budget_refused|' .. ARGV[11])
     return {'exceeded', spent, allocated}
   end
 end
