@@ -3,7 +3,6 @@ Redis outage as the runner does, and is applied once however often it is sent (`
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -29,9 +28,6 @@ from workers.outage import TRANSIENT, persistently
 T = TypeVar("T")
 JSON_FORMATS = ("json_object", "json_schema")
 log = logging.getLogger("mission.worker")
-
-# Settles of calls cut by a cancel: the reservation stays charged; they only record the call.
-_CUT: set[asyncio.Task[Any]] = set()
 
 
 @dataclass
@@ -112,9 +108,7 @@ class WorkerCalls:
                     raise
                 raise PermanentError(str(exc)) from None
             except BaseException:  # cut after sending: the provider may have billed it all
-                task = asyncio.create_task(settle("unknown"))
-                _CUT.add(task)
-                task.add_done_callback(_CUT.discard)
+                models.settle_later(settle("unknown"))
                 raise
             if answer.reported:
                 prompt, completion = answer.prompt_tokens, answer.completion_tokens

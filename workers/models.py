@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -77,6 +78,7 @@ class ModelProvider:
         self.slots = asyncio.Semaphore(settings.llm_concurrency)
         self.min_tokens = settings.llm_min_tokens
         self.configured = settings.llm_base_url is not None
+        self.settling: set[asyncio.Task[Any]] = set()  # settles of calls cut by a cancel
         headers = {"content-type": "application/json"}
         if settings.llm_api_key is not None:
             headers["authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
@@ -98,7 +100,15 @@ class ModelProvider:
             with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
                 await self._measure()
 
+    def settle_later(self, settle: Coroutine[Any, Any, Any]) -> None:
+        """Settle a call cut by a cancel (its reservation stays charged; this records the call)."""
+        task = asyncio.create_task(settle)
+        self.settling.add(task)
+        task.add_done_callback(self.settling.discard)
+
     async def close(self) -> None:
+        if self.settling:  # give cut calls' settles a moment to be recorded
+            await asyncio.wait(list(self.settling), timeout=5)
         await self._client.aclose()
 
     def price(self, model: str) -> Price:
@@ -145,8 +155,8 @@ class ModelProvider:
         tries = 0
         while True:
             left = give_up - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("the model call ran out of time")
+            if left <= 0:  # nothing more is sent
+                raise Refused("no time left for the model call before its deadline or timeout")
             try:
                 response = await self._client.post("chat/completions", json=payload, timeout=left)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
