@@ -67,7 +67,8 @@ async def await_http(ctx: AgentContext) -> dict[str, Any]:
 
 async def llm_overhead(ctx: AgentContext) -> dict[str, Any]:
     """``inputs.pairs`` times, the same chat completion sent directly to ``inputs.url`` and through
-    ``ctx.llm`` (reserve, send, settle), alternating; returns both latency lists in ms."""
+    ``ctx.llm`` (reserve, send, settle), in ABBA order (so neither always goes first); returns both
+    latency lists in ms."""
     messages = [{"role": "user", "content": str(ctx.inputs.get("content", "Name three colours."))}]
     max_tokens = int(ctx.inputs.get("max_tokens", 16))
     payload = {"model": ctx.inputs["model"], "messages": messages, "max_tokens": max_tokens, "temperature": 0}
@@ -75,11 +76,17 @@ async def llm_overhead(ctx: AgentContext) -> dict[str, Any]:
     for _ in range(3):  # warm-up: connections, the server's prompt cache
         (await http().post(ctx.inputs["url"] + "/chat/completions", json=payload)).raise_for_status()
         await ctx.llm.chat(messages, max_tokens=max_tokens, temperature=0)
-    for _ in range(int(ctx.inputs.get("pairs", 10))):
-        start = time.perf_counter()
+
+    async def send_direct() -> None:
         (await http().post(ctx.inputs["url"] + "/chat/completions", json=payload)).raise_for_status()
-        direct.append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
+
+    async def send_metered() -> None:
         await ctx.llm.chat(messages, max_tokens=max_tokens, temperature=0)
-        metered.append((time.perf_counter() - start) * 1000)
+
+    for pair in range(int(ctx.inputs.get("pairs", 10))):
+        order = [(send_direct, direct), (send_metered, metered)]
+        for send, latencies in order if pair % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            await send()
+            latencies.append((time.perf_counter() - start) * 1000)
     return {"direct": direct, "metered": metered}

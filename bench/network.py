@@ -27,7 +27,7 @@ CONCURRENCY = 300
 JOBS = 1200  # four waves of 300: ideally 4 s
 WAIT_SECONDS = 1.0
 IDEAL = CONCURRENCY / WAIT_SECONDS  # jobs/s
-PAIRS = 10
+PAIRS = 20
 
 
 async def slow_server(procs: Procs) -> tuple[Child, str]:

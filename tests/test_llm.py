@@ -12,6 +12,7 @@ import string
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,7 +27,7 @@ from server.metrics import now_ms, render
 from server.model_local import MODEL_NAME, LocalModel
 from server.redis_local import LocalRedis
 from tests.agents import cancelled
-from tests.conftest import TEST_SETTINGS, StartWorker, eventually, run_to_end
+from tests.conftest import TEST_SETTINGS, RunningApi, StartWorker, eventually, run_to_end
 from workers.settings import create_worker
 
 PROVIDER_KEY = "sk-provider-key-never-logged-0123456789"
@@ -70,8 +71,13 @@ def llm_events(events: list[Any]) -> list[Any]:
     return [e for e in events if e.type == "job.llm_call"]
 
 
+USAGE_QUERY = """query($id: ID!) { mission(id: $id) {
+  budget { spent } usage { promptTokens completionTokens calls }
+  jobs { role budget { spent } usage { promptTokens completionTokens calls } } } }"""
+
+
 async def test_a_squad_of_computing_and_model_agents_succeeds_with_tokens_and_cost(
-    service: MissionService, hub: PubSubHub, start_worker: StartWorker
+    service: MissionService, hub: PubSubHub, start_worker: StartWorker, api: RunningApi
 ) -> None:
     await start_worker()
     record, _ = await service.deploy("llm_pair")
@@ -94,6 +100,17 @@ async def test_a_squad_of_computing_and_model_agents_succeeds_with_tokens_and_co
     assert len(calls) == 2 and {e.data["outcome"] for e in calls} == {"ok"}
     assert mission.budget.spent == sum(Decimal(e.data["cost"]) for e in calls) > 0
     assert all(e.data["latencyMs"] >= 0 and e.data["unmetered"] == "0.00" for e in calls)
+    # the API: TokenUsage on the mission and on each job, beside money
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(api.url, json={"query": USAGE_QUERY, "variables": {"id": record.id}})
+    shown = answer.json()["data"]["mission"]
+    assert shown["usage"] == {
+        "promptTokens": mission.usage.prompt_tokens,
+        "completionTokens": mission.usage.completion_tokens,
+        "calls": 2,
+    }
+    assert Decimal(shown["budget"]["spent"]) == mission.budget.spent
+    assert {job["role"]: job["usage"]["calls"] for job in shown["jobs"]} == {"data": 0, "writer": 1, "scorer": 1}
 
 
 async def test_concurrent_calls_never_take_spent_past_the_allocation(

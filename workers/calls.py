@@ -62,8 +62,8 @@ class WorkerCalls:
     async def chat(self, request: ChatRequest, ordered: Ordered) -> ChatResult:
         """Reserve the worst case, send, settle to the reported usage (see mission/llm.py)."""
         models = self.models
-        if models is None:
-            raise PermanentError("this worker has no model provider")
+        if models is None or not models.configured:
+            raise PermanentError("no model endpoint: set MISSION_LLM_BASE_URL (`up` starts the embedded model)")
         model = request.model or models.default_model
         price = models.price(model)
         bound = models.allowance.prompt_bound(request.messages)
