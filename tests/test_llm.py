@@ -310,3 +310,19 @@ async def test_shipped_templates_mix_computing_and_model_agents(settings: Settin
     assert memo.usage.prompt_tokens > 200
     summary = by_role["summarizer"].output["json"]
     assert set(summary) == {"headline", "top_risks", "next_step"} and len(summary["top_risks"]) <= 3
+
+
+async def test_invalid_json_is_a_retryable_failure_and_each_try_is_charged(
+    service: MissionService, hub: PubSubHub, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    record, _ = await service.deploy("llm_cut_json")  # 4 tokens cannot hold the schema's object
+    events = await run_to_end(service, hub, record.id, timeout=30)
+    mission = await finished(service, record.id)
+    job = mission.jobs[0]
+    assert mission.status is MissionStatus.FAILED and job.attempts == 2  # retried once, as max_tries says
+    assert "InvalidModelOutput" in (job.error or "")
+    calls = llm_events(events)
+    assert [e.data["outcome"] for e in calls] == ["ok", "ok"] and job.usage.calls == 2
+    assert all(e.data["completionTokens"] <= 4 for e in calls)
+    assert job.budget.spent_cents == job.usage.prompt_tokens + job.usage.completion_tokens > 0
