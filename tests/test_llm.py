@@ -326,3 +326,28 @@ async def test_invalid_json_is_a_retryable_failure_and_each_try_is_charged(
     assert [e.data["outcome"] for e in calls] == ["ok", "ok"] and job.usage.calls == 2
     assert all(e.data["completionTokens"] <= 4 for e in calls)
     assert job.budget.spent_cents == job.usage.prompt_tokens + job.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("content", ["Hi", "🚀" * 20, "Ünïcödé, ponctuation… et chiffres 1234567890 " * 3])
+async def test_the_measured_allowance_bounds_the_real_prompt_tokens(
+    settings: Settings, service: MissionService, hub: PubSubHub, content: str
+) -> None:
+    """With no configured allowance, what the worker measured on the server's chat template alone
+    bounds what the model really counts (its template adds a default system prompt)."""
+    measured_only = settings.model_copy(update={"llm_prompt_allowance": 0, "llm_message_allowance": 0})
+    worker = create_worker(measured_only, handle_signals=False)
+    run = asyncio.create_task(worker.async_run())
+    try:
+        await asyncio.wait_for(worker.ready.wait(), 15)
+        found: Allowance = worker.ctx["runtime"].models.allowance
+        assert found.per_prompt > 0 and found.per_message > 0
+        record, _ = await service.deploy("llm_calls", {"inputs": {"content": content, "max_tokens": 2}})
+        events = await run_to_end(service, hub, record.id, timeout=30)
+    finally:
+        await worker.close()
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+    [call] = llm_events(events)
+    bound = found.prompt_bound([{"role": "user", "content": content}])
+    assert 0 < call.data["promptTokens"] <= bound
+    assert call.data["unmetered"] == "0.00"
