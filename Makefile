@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up test lint bench soak clean schema
+.PHONY: install up test lint bench soak clean schema ui screenshots
 
 $(STAMP): pyproject.toml requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ bench: $(STAMP) $(CELERY_VENV)/.installed  ## benchmarks vs bare ARQ, Celery, ba
 
 schema: $(STAMP)  ## write schema.graphql (the committed SDL) from the code
 	$(BIN)/python -c "from config.settings import Settings; from schema.schema import build_schema; print(build_schema(Settings()).as_str())" > schema.graphql
+
+ui:  ## rebuild Mission Control (ui/ -> server/static/ui/) from the pinned npm packages; needs Node
+	cd ui && npm ci --no-audit --no-fund && npm run build
+
+screenshots: $(STAMP)  ## docs/*.png of Mission Control, by headless Chromium (a throwaway service, or URL=http://host:port/)
+	$(BIN)/python docs/screenshots.py $(if $(URL),--url $(URL))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from bench import fanout, growth, http_deploy, latency, network, reads, throughput
+from bench import fanout, growth, http_deploy, latency, network, reads, throughput, ui
 from bench.procs import RESULTS
 from bench.report import payload, table, write
 from bench.stats import Metric
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     fanout.NAME: fanout.run,
     growth.NAME: growth.run,
     reads.NAME: reads.run,
+    ui.NAME: ui.run,
     network.NAME: network.run,
 }
 
@@ -43,6 +44,7 @@ COST: dict[str, tuple[float, float]] = {
     fanout.NAME: (5, 48),
     growth.NAME: (60, 8),
     reads.NAME: (6, 3),
+    ui.NAME: (8, 25),
     network.NAME: (5, 25),
 }
 

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     retention_seconds: int = Field(
         7 * 86_400, ge=1, description="event logs and outputs of finished missions expire after this"
     )
+    summary_retention_seconds: int = Field(
+        90 * 86_400,
+        ge=0,
+        description="finished missions (summary, jobs, index entries) are removed after this; 0 keeps them",
+    )
 
     # --- the API server ---
     host: str = Field("127.0.0.1", description="address `serve` listens on")

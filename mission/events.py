@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from mission.records import Event
 from mission.store import MissionStore
+from mission.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,14 @@ class _Channel:
 class PubSubHub:
     """The process's one pub/sub connection, fanned out to local subscribers."""
 
-    def __init__(self, redis: Redis, *, reconnect_delay: float = 0.2) -> None:
+    READER = "pubsub-reader"  # the reader's task name under its supervisor
+
+    def __init__(self, redis: Redis, *, supervisor: Supervisor | None = None, reconnect_delay: float = 0.2) -> None:
         self._redis = redis
         self._channels: dict[str, _Channel] = {}
         self._pubsub: PubSub | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._supervisor = supervisor or Supervisor()  # the process's, or one of its own
+        self._started = False
         self._reconnect_delay = reconnect_delay
         self._lock = asyncio.Lock()
         self.connected = asyncio.Event()
@@ -81,15 +85,14 @@ class PubSubHub:
         return len(self._channels)
 
     async def start(self) -> None:
-        if self._reader is None:
-            self._reader = asyncio.create_task(self._read_forever(), name="pubsub-hub")
+        if not self._started:
+            self._supervisor.spawn(self.READER, self._read_forever)
+            self._started = True
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        if self._started:
+            await self._supervisor.stop(self.READER)
+            self._started = False
         await self._drop_connection()
 
     @contextlib.asynccontextmanager
@@ -139,22 +142,25 @@ class PubSubHub:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _read_forever(self) -> None:
+        """Supervised: any other error than a lost connection ends the task, and its supervisor
+        starts it again (subscribing afresh, which makes every subscriber re-read)."""
         delay = self._reconnect_delay
-        while True:
-            try:
-                pubsub = await self._connect()
-                delay = self._reconnect_delay
-                while True:
-                    message = await pubsub.get_message(timeout=5.0)
-                    if message is not None:
-                        self._dispatch(message)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                log.warning("pub/sub connection lost (%s); reconnecting in %.1fs", exc, delay)
-                await self._drop_connection()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        try:
+            while True:
+                try:
+                    pubsub = await self._connect()
+                    delay = self._reconnect_delay
+                    while True:
+                        message = await pubsub.get_message(timeout=5.0)
+                        if message is not None:
+                            self._dispatch(message)
+                except (RedisError, OSError) as exc:
+                    log.warning("pub/sub connection lost (%s); reconnecting in %.1fs", exc, delay)
+                    await self._drop_connection()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            await self._drop_connection()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind, channel = message["type"], message["channel"]

@@ -23,11 +23,20 @@ Shared:
 - ``ms:idx:<tenant>:<filter>``   zset      mission ids by deploy order; ``<tenant>`` is a tenant or
                                            ``*`` (all); ``<filter>`` is ``all``, ``s:<STATUS>``,
                                            ``t:<template>`` or ``st:<STATUS>:<template>``
+- ``ms:chg``                     counter   change number: one more for each script run that changes
+                                           a mission (stamped as ``chg`` on the tracker's feed)
+- ``ms:chg:<tenant>``            zset      mission id -> the number of its latest change; ``<tenant>``
+                                           is a tenant or ``*`` (all). A tracker that missed live
+                                           events reads the missions changed since the last it saw
 - ``ms:idem:<tenant>:<sha256>``  string    idempotency key -> mission id
 - ``ms:leases``                  zset      ``<mission>|<role>|<attempt>`` of running jobs by lease
                                            expiry (ms); the reaper re-runs lapsed ones
 - ``ms:deadlines``               zset      active mission ids by deadline (ms), a backstop for the
                                            deadline jobs
+- ``ms:finished``                zset      finished mission ids by finish time (ms): the sweeper
+                                           removes each mission (every key above and its id from
+                                           every set, `Keys.mission_sets`) once
+                                           ``Settings.summary_retention_seconds`` have passed
 - ``ms:rate:<name>:<who>``       string    a rate limit's count in the current window (expires with it)
 - ``ms:stats``                   hash      cluster-wide counters for /metrics (deploys, finishes by
                                            template and status, retries, reaps, spend, job run times)
@@ -49,9 +58,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from functools import cached_property, lru_cache
 
 from arq.constants import in_progress_key_prefix, job_key_prefix
+
+from mission.models import MissionStatus
 
 
 class Keys:
@@ -61,8 +73,10 @@ class Keys:
         self.prefix = prefix
         self.queue = queue
         self.counter = f"{prefix}:n"
+        self.change_counter = f"{prefix}:chg"
         self.leases = f"{prefix}:leases"
         self.deadlines = f"{prefix}:deadlines"
+        self.finished = f"{prefix}:finished"
         self.stats = f"{prefix}:stats"
         self.events_channel = f"{prefix}:ch:events"
         self.control_channel = f"{prefix}:ch:control"
@@ -97,6 +111,26 @@ class Keys:
             kind = "all"
         return f"{self.prefix}:idx:{tenant}:{kind}"
 
+    def changes(self, tenant: str) -> str:
+        """The zset of a tenant's missions (``*``: all tenants') by their latest change number."""
+        return f"{self.prefix}:chg:{tenant}"
+
+    def mission_keys(self, mission_id: str, roles: Iterable[str]) -> list[str]:
+        """Every key of one mission: what removing a finished mission deletes."""
+        jobs = [self.job(mission_id, role) for role in roles]
+        return [self.mission(mission_id), *jobs, self.outputs(mission_id), self.events(mission_id)]
+
+    def mission_sets(self, tenant: str, template_id: str) -> list[str]:
+        """Every sorted set that may hold a mission's id (the finished set aside): removing a
+        finished mission takes its id out of each. A new set of mission ids is added here."""
+        sets = [self.deadlines]
+        for scope in (tenant, "*"):
+            sets += [self.index(scope), self.index(scope, template_id=template_id)]
+            sets.append(self.changes(scope))
+            for status in MissionStatus:
+                sets += [self.index(scope, status.value), self.index(scope, status.value, template_id)]
+        return sets
+
     def rate(self, name: str, who: str) -> str:
         return f"{self.prefix}:rate:{name}:{who}"
 
@@ -120,8 +154,11 @@ class Keys:
         return {
             "idx": f"{self.prefix}:idx:",
             "counter": self.counter,
+            "chg": self.change_counter,
+            "chs": f"{self.prefix}:chg:",
             "leases": self.leases,
             "deadlines": self.deadlines,
+            "finished": self.finished,
             "stats": self.stats,
             "cha": self.events_channel,
             "ctl": self.control_channel,

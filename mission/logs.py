@@ -15,7 +15,20 @@ from typing import Any
 _bound: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("mission_log_fields", default=None)
 
 # Fields a record may carry (``extra=``) that are worth a column of their own.
-EXTRA_FIELDS = ("mission_id", "job_id", "attempt", "error_id", "key_id", "worker")
+EXTRA_FIELDS = (
+    "mission_id",
+    "job_id",
+    "attempt",
+    "error_id",
+    "key_id",
+    "worker",
+    "template",
+    "tenant",
+    "status",
+    "duration_s",
+    "spent",
+    "budget",
+)
 
 
 @contextmanager

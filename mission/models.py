@@ -158,6 +158,8 @@ class Outcome(_Strict):
         return self
 
 
+MIN_BUDGET = Decimal("0.01")
+
 RiskLevel = Literal["low", "medium", "high", "critical"]
 
 
@@ -187,6 +189,15 @@ class Limits(_Strict):
     budget: MoneyRange
     ttl: SecondsRange
 
+    @classmethod
+    def up_to(cls, defaults: Defaults) -> Limits:
+        """The limits of a template that states none: a deploy may lower its budget and time limit
+        (down to a cent and a second), never raise them."""
+        return cls.model_construct(
+            budget=MoneyRange.model_construct(min=MIN_BUDGET, max=defaults.budget),
+            ttl=SecondsRange.model_construct(min=1, max=defaults.ttl),
+        )
+
 
 class Template(_Strict):
     id: str = Field(pattern=TEMPLATE_ID_PATTERN)
@@ -198,7 +209,12 @@ class Template(_Strict):
     outcome: Outcome = Outcome()
     outcome_logic_hash: str | None = None
     defaults: Defaults
-    limits: Limits
+    limits: Limits | None = Field(None, description="bounds of overrides; none: `Limits.up_to` the defaults")
+
+    @property
+    def bounds(self) -> Limits:
+        """The bounds a deploy's overrides must stay in: the template's limits, or up to its defaults."""
+        return self.limits if self.limits is not None else Limits.up_to(self.defaults)
 
     @property
     def departments(self) -> list[str]:

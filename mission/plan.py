@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -78,6 +78,33 @@ def parse_duration(value: Any) -> int:
     raise ValueError(f"must be whole seconds, not {type(value).__name__}")
 
 
+N = TypeVar("N", int, Decimal)
+
+
+def _override(
+    overrides: Mapping[str, Any],
+    field: str,
+    parse: Callable[[Any], N],
+    default: N,
+    low: N,
+    high: N,
+    problems: list[Problem],
+    unit: str = "",
+) -> N:
+    """One overridable number: parsed and checked against the template's range (a problem for
+    ``field`` otherwise, and the default kept)."""
+    if overrides.get(field) is None:
+        return default
+    try:
+        value = parse(overrides[field])
+    except ValueError as exc:
+        problems.append(Problem(field, str(exc)))
+        return default
+    if not low <= value <= high:
+        problems.append(Problem(field, f"{value}{unit} is outside this template's range {low}..{high}"))
+    return value
+
+
 def merge_config(template: Template, overrides: Mapping[str, Any] | None, *, max_inputs_bytes: int) -> MissionConfig:
     """Template defaults with overrides applied; `InvalidConfig` names every bad field."""
     overrides = overrides or {}
@@ -87,33 +114,14 @@ def merge_config(template: Template, overrides: Mapping[str, Any] | None, *, max
     for key in overrides:
         if key not in OVERRIDABLE:
             problems.append(Problem(str(key)[:64], f"unknown setting; allowed: {', '.join(OVERRIDABLE)}"))
-    defaults, limits = template.defaults, template.limits
+    defaults, limits = template.defaults, template.bounds
 
-    budget = defaults.budget
-    if overrides.get("budget") is not None:
-        try:
-            budget = parse_money(overrides["budget"])
-        except ValueError as exc:
-            problems.append(Problem("budget", str(exc)))
-        else:
-            if not limits.budget.min <= budget <= limits.budget.max:
-                problems.append(
-                    Problem(
-                        "budget", f"{budget} is outside this template's range {limits.budget.min}..{limits.budget.max}"
-                    )
-                )
-
-    ttl = defaults.ttl
-    if overrides.get("ttl") is not None:
-        try:
-            ttl = parse_duration(overrides["ttl"])
-        except ValueError as exc:
-            problems.append(Problem("ttl", str(exc)))
-        else:
-            if not limits.ttl.min <= ttl <= limits.ttl.max:
-                problems.append(
-                    Problem("ttl", f"{ttl} seconds is outside this template's range {limits.ttl.min}..{limits.ttl.max}")
-                )
+    budget = _override(
+        overrides, "budget", parse_money, defaults.budget, limits.budget.min, limits.budget.max, problems
+    )
+    ttl = _override(
+        overrides, "ttl", parse_duration, defaults.ttl, limits.ttl.min, limits.ttl.max, problems, " seconds"
+    )
 
     risk = defaults.risk
     if overrides.get("risk") is not None:

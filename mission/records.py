@@ -177,6 +177,7 @@ class Event:
     at: datetime
     message: str
     data: Any
+    change: int = 0  # the change number, on the tracker's feed only (``ms:chg``)
 
     @classmethod
     def parse(cls, raw: str | bytes) -> Event:
@@ -191,6 +192,7 @@ class Event:
             at=ms_to_datetime(d["at"]) or datetime.now(UTC),
             message=d.get("message", ""),
             data=d.get("data"),
+            change=d.get("chg", 0),
         )
 
     @property

@@ -16,7 +16,7 @@ from mission.models import JOB_RUN_BUCKETS_MS, LLM_CALL_BUCKETS_MS, TERMINAL_JOB
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 # Scripts that share the prelude (key names blob, events, enqueue, mission end).
 WITH_PRELUDE = ("deploy", "start", "finish", "spend", "progress", "stop", "llm_reserve", "llm_settle")
-STANDALONE = ("heartbeat", "read", "ready", "claim")
+STANDALONE = ("heartbeat", "read", "ready", "claim", "sweep")
 
 
 def _lua_set(values: Iterable[str]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -13,11 +13,12 @@ from redis.asyncio import Redis
 from config.settings import Settings
 from mission.connections import redis_client
 from mission.errors import InvalidConfig, MissionError, MissionNotFound, Problem
+from mission.events import PubSubHub, mission_events
 from mission.keys import Keys
 from mission.models import MissionStatus, Template
-from mission.plan import build_plan, merge_config
-from mission.records import MissionRecord
-from mission.store import InvalidCursor, MissionStore, Page, Stats
+from mission.plan import Plan, build_plan, merge_config
+from mission.records import Event, MissionRecord
+from mission.store import MAX_PAGE, InvalidCursor, MissionStore, Page, Stats
 from mission.templates import TemplateRegistry
 
 MISSION_ID = re.compile(r"^mssn_[0-9a-f]{32}$")
@@ -51,7 +52,7 @@ def template_summary(template: Template) -> dict[str, Any]:
         "departments": template.departments,
         "outcome_logic_hash": template.outcome_logic_hash,
         "defaults": template.defaults.model_dump(mode="json"),
-        "limits": template.limits.model_dump(mode="json"),
+        "limits": template.bounds.model_dump(mode="json"),
     }
 
 
@@ -132,6 +133,13 @@ class MissionService:
         )
         return mission_summary(record, created=created)
 
+    def plan(self, template_id: str, config: Mapping[str, Any] | None = None) -> Plan:
+        """The plan a deploy with these overrides runs (a dry run: nothing is written).
+        `TemplateNotFound` or `InvalidConfig` as the deploy would raise them."""
+        template = self.registry.get(template_id)
+        merged = merge_config(template, config, max_inputs_bytes=self.settings.max_inputs_bytes)
+        return build_plan(template, merged)
+
     async def deploy(
         self,
         template_id: str,
@@ -147,13 +155,12 @@ class MissionService:
         ``admit`` runs once the deploy is known to be valid and new (not an idempotent replay),
         just before anything is written: a rate limit raises `RateLimited` there.
         """
-        template = self.registry.get(template_id)
+        self.registry.get(template_id)  # an unknown template is the first thing said
         if idempotency_key is not None and not (
             0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and is_text(idempotency_key)
         ):
             raise InvalidConfig([Problem("idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters of text")])
-        merged = merge_config(template, config, max_inputs_bytes=self.settings.max_inputs_bytes)
-        plan = build_plan(template, merged)
+        plan = self.plan(template_id, config)
         if idempotency_key is not None:
             known = await self.store.idempotent(tenant, idempotency_key)
             replay = await self.store.read_one(known) if known else None
@@ -210,6 +217,33 @@ class MissionService:
             return await self.store.page(scope, status=status, template_id=template_id, first=first, after=after)
         except InvalidCursor as exc:
             raise MissionError(f"after: {exc}") from None
+
+    async def tenant_of(self, mission_id: str) -> str | None:
+        """The mission's tenant; None when there is no such mission."""
+        return await self.store.tenant_of(mission_id) if is_mission_id(mission_id) else None
+
+    def events(self, hub: PubSubHub, mission_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        """The mission's events after ``after_seq``, then live ones, each once; ends with the mission."""
+        return mission_events(hub, self.store, mission_id, after_seq)
+
+    async def last_change(self) -> int:
+        """The newest change number (stamped as ``Event.change`` on the tracker's feed)."""
+        return await self.store.last_change()
+
+    async def changed_since(self, scope: str, after: int) -> AsyncIterator[tuple[MissionRecord | None, int]]:
+        """Each mission of ``scope`` changed after change ``after``, a page at a time, with its latest
+        change number (None for a mission gone meanwhile)."""
+        if await self.store.last_change() < after:  # the counter started again (a Redis that lost its data)
+            after = 0
+        while True:
+            page = await self.store.changed_since(scope, after, MAX_PAGE)
+            if not page:
+                return
+            for record, (_, change) in zip(await self.store.read([m for m, _ in page]), page, strict=True):
+                yield record, change
+            after = page[-1][1]
+            if len(page) < MAX_PAGE:
+                return
 
     async def stats(self, now_ms: int) -> Stats:
         """Cluster-wide figures for /metrics."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +13,14 @@ from redis.asyncio import Redis
 
 from mission import codec
 from mission.keys import Keys
+from mission.logs import bound
 from mission.models import MissionStatus
+from mission.money import from_cents
 from mission.plan import Plan
 from mission.records import Event, MissionRecord
 from mission.scripts import Scripts
+
+log = logging.getLogger("mission.store")
 
 MAX_PAGE = 100
 MAX_READY_COUNTED = 10_000  # queue_ready looks at most at this many due jobs
@@ -31,6 +36,19 @@ def _text(value: Any) -> Any:
 
 def _compact(value: Any) -> str:
     return codec.dumps(value)
+
+
+def log_end(mission_id: str, status: str, ending: Sequence[str]) -> None:
+    """The line saying a mission ended, written by the process whose script ended it; ``ending``
+    is what the scripts return for it (created and finished ms, spent and budget cents, template,
+    tenant)."""
+    created, finished, spent, budget, template_id, tenant = ending
+    duration = (int(finished) - int(created)) / 1000
+    spent_money, budget_money = from_cents(int(spent)), from_cents(int(budget))
+    fields = {"status": status, "duration_s": duration, "spent": str(spent_money), "budget": str(budget_money)}
+    # bound, not extra=: extra may not name a field a surrounding `bound` has set (mission_id)
+    with bound(mission_id=mission_id, template=template_id, tenant=tenant, **fields):
+        log.info("mission %s %s after %.3f s, spent %s of %s", mission_id, status, duration, spent_money, budget_money)
 
 
 @dataclass(frozen=True)
@@ -187,6 +205,8 @@ class MissionStore:
         result = await self.scripts.run("start", self.keys.names(mission_id), role, attempt, lease_ms, worker)
         result = _text(result)
         if result[0] != "ok":
+            if len(result) > 2:  # it found the mission past its deadline and expired it
+                log_end(mission_id, str(result[1]), result[2:])
             return str(result[0])
         _, config, deadline, flat, outputs, remaining = result
         job = dict(zip(flat[::2], flat[1::2], strict=True))
@@ -225,6 +245,8 @@ class MissionStore:
             lease_losses,
         )
         result = _text(result)
+        if len(result) > 2:  # this attempt's end ended the mission
+            log_end(mission_id, str(result[1]), result[2:])
         return str(result[0]), str(result[1])
 
     async def spend(
@@ -316,21 +338,46 @@ class MissionStore:
             lapsed.append((mission_id, role, int(attempt)))
         return lapsed
 
-    async def active_missions(self, scope: str, limit: int = MAX_PAGE) -> list[str]:
-        """The newest queued and running missions of a tenant (``*``: of all)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for status in (MissionStatus.RUNNING, MissionStatus.QUEUED):
-                pipe.zrevrange(self.keys.index(scope, status.value), 0, limit - 1)
-            running, queued = _text(await pipe.execute())
-        return [str(m) for m in [*running, *queued]]
+    async def last_change(self) -> int:
+        """The newest change number (``Keys.change_counter``); 0 before any change."""
+        return int(await self.redis.get(self.keys.change_counter) or 0)
+
+    async def changed_since(self, scope: str, after: int, limit: int = MAX_PAGE) -> list[tuple[str, int]]:
+        """(mission id, latest change number) of a tenant's missions (``*``: all tenants') changed
+        after change ``after``, oldest change first, at most ``limit``."""
+        rows = await self.redis.zrangebyscore(
+            self.keys.changes(scope), f"({after}", "+inf", start=0, num=limit, withscores=True
+        )
+        return [(str(_text(member)), int(score)) for member, score in rows]
 
     async def overdue_missions(self, now_ms: int, limit: int = 500) -> list[str]:
         """Active missions past their deadline (the deadline jobs' backstop)."""
         return [str(m) for m in _text(await self.redis.zrangebyscore(self.keys.deadlines, "-inf", now_ms, 0, limit))]
 
+    async def sweep_finished(self, cutoff_ms: int, limit: int = 100) -> int:
+        """Remove up to ``limit`` missions that finished at or before ``cutoff_ms`` (Redis's clock):
+        every key of theirs, their idempotency key and their id from every set; returns how many."""
+        keys = self.keys
+        ids = [str(m) for m in _text(await self.redis.zrangebyscore(keys.finished, "-inf", cutoff_ms, 0, limit))]
+        if not ids:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for mission_id in ids:
+                pipe.hmget(keys.mission(mission_id), ["tenant", "template_id", "roles", "idempotency_key"])
+            rows = _text(await pipe.execute())
+        args: list[Any] = [keys.finished, cutoff_ms]
+        for mission_id, (tenant, template_id, roles, idempotency_key) in zip(ids, rows, strict=True):
+            doomed = keys.mission_keys(mission_id, codec.loads(roles) if roles else [])
+            sets = keys.mission_sets(tenant, template_id) if tenant is not None else [keys.deadlines]
+            idem = keys.idempotency(tenant, idempotency_key) if tenant is not None and idempotency_key else ""
+            args += [mission_id, idem, len(doomed), *doomed, len(sets), *sets]
+        return int(await self.scripts.run("sweep", *args))
+
     async def stop(self, mission_id: str, status: MissionStatus, reason: str = "") -> tuple[str, str]:
         """Cancel or expire; (ok|noop|early|gone, status)."""
         result = _text(await self.scripts.run("stop", self.keys.names(mission_id), status.value, reason))
+        if len(result) > 2:
+            log_end(mission_id, str(result[1]), result[2:])
         return str(result[0]), str(result[1])
 
     # --- reads ---

@@ -5,11 +5,12 @@ from __future__ import annotations
 import graphlib
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mission.agents import resolve_agent
 from mission.errors import AgentNotFound, TemplateFileError, TemplateNotFound, TemplateProblem
@@ -46,58 +47,68 @@ def department_stages(template: Template) -> list[list[str]]:
     return stages
 
 
-def check_template(template: Template, *, verify_agents: bool = True) -> list[TemplateProblem]:
-    """Everything pydantic cannot see alone: graph, roles, limits, hash, agents."""
+def check_template(
+    template: Template, *, verify_agents: bool = True, skip: Collection[str] = (), template_id: str | None = None
+) -> list[TemplateProblem]:
+    """Everything pydantic cannot see alone: graph, roles, limits, hash, agents. The fields in
+    ``skip`` (malformed, already reported) are not looked at, nor are checks that need them."""
     problems: list[TemplateProblem] = []
+    where = template_id if template_id is not None else template.id
+    has = {name: name not in skip for name in Template.model_fields}
 
     def problem(field: str, reason: str) -> None:
-        problems.append(TemplateProblem(template.id, field, reason))
+        problems.append(TemplateProblem(where, field, reason))
 
-    seen_roles: set[str] = set()
-    for i, agent in enumerate(template.squad):
-        if agent.role in seen_roles:
-            problem(f"squad[{i}].role", f"duplicate role {agent.role!r}")
-        seen_roles.add(agent.role)
-        if verify_agents:
+    if has["squad"]:
+        seen_roles: set[str] = set()
+        for i, agent in enumerate(template.squad):
+            if agent.role in seen_roles:
+                problem(f"squad[{i}].role", f"duplicate role {agent.role!r}")
+            seen_roles.add(agent.role)
+            if verify_agents:
+                try:
+                    resolve_agent(agent.agent)
+                except AgentNotFound as exc:
+                    problem(f"squad[{i}].agent", f"unknown agent: {exc.message}")
+
+        shares = [a.budget_share for a in template.squad]
+        if None in shares and sum(s for s in shares if s is not None) >= 1:
+            problem("squad.budget_share", "explicit shares reach 1, leaving nothing for agents without one")
+
+    if has["squad"] and has["dependencies"]:
+        departments = set(template.departments)
+        graph_problems = len(problems)
+        for dept, upstream in template.dependencies.items():
+            if dept not in departments:
+                problem(f"dependencies.{dept}", f"unknown department {dept!r} (squad has {sorted(departments)})")
+            for up in upstream:
+                if up not in departments:
+                    problem(f"dependencies.{dept}", f"unknown department {up!r} (squad has {sorted(departments)})")
+                if up == dept:
+                    problem(f"dependencies.{dept}", "a department cannot depend on itself")
+        if len(problems) == graph_problems:
             try:
-                resolve_agent(agent.agent)
-            except AgentNotFound as exc:
-                problem(f"squad[{i}].agent", f"unknown agent: {exc.message}")
+                department_stages(template)
+            except graphlib.CycleError as exc:
+                cycle = " -> ".join(exc.args[1])
+                problem("dependencies", f"dependency cycle: {cycle}")
 
-    departments = set(template.departments)
-    for dept, upstream in template.dependencies.items():
-        if dept not in departments:
-            problem(f"dependencies.{dept}", f"unknown department {dept!r} (squad has {sorted(departments)})")
-        for up in upstream:
-            if up not in departments:
-                problem(f"dependencies.{dept}", f"unknown department {up!r} (squad has {sorted(departments)})")
-            if up == dept:
-                problem(f"dependencies.{dept}", "a department cannot depend on itself")
-    if not problems:
-        try:
-            department_stages(template)
-        except graphlib.CycleError as exc:
-            cycle = " -> ".join(exc.args[1])
-            problem("dependencies", f"dependency cycle: {cycle}")
-
-    shares = [a.budget_share for a in template.squad]
-    if None in shares and sum(s for s in shares if s is not None) >= 1:
-        problem("squad.budget_share", "explicit shares reach 1, leaving nothing for agents without one")
-
-    if template.outcome.count is not None and template.outcome.count > len(template.squad):
+    quorum = template.outcome.count if has["outcome"] else None
+    if has["squad"] and quorum is not None and quorum > len(template.squad):
         problem("outcome.count", f"quorum {template.outcome.count} exceeds the squad of {len(template.squad)}")
 
-    limits, defaults = template.limits, template.defaults
-    for name, low, high, value in (
-        ("budget", limits.budget.min, limits.budget.max, defaults.budget),
-        ("ttl", limits.ttl.min, limits.ttl.max, defaults.ttl),
-    ):
-        if low > high:
-            problem(f"limits.{name}", f"min {low} is above max {high}")
-        elif not low <= value <= high:
-            problem(f"defaults.{name}", f"default {value} lies outside the limits {low}..{high}")
+    if has["defaults"] and has["limits"] and template.limits is not None:
+        limits, defaults = template.limits, template.defaults
+        for name, low, high, value in (
+            ("budget", limits.budget.min, limits.budget.max, defaults.budget),
+            ("ttl", limits.ttl.min, limits.ttl.max, defaults.ttl),
+        ):
+            if low > high:
+                problem(f"limits.{name}", f"min {low} is above max {high}")
+            elif not low <= value <= high:
+                problem(f"defaults.{name}", f"default {value} lies outside the limits {low}..{high}")
 
-    if template.outcome_logic_hash is not None and not problems:
+    if template.outcome_logic_hash is not None and not problems and not skip:
         actual = outcome_logic_hash(template)
         if template.outcome_logic_hash != actual:
             problem(
@@ -106,6 +117,30 @@ def check_template(template: Template, *, verify_agents: bool = True) -> list[Te
                 f"{actual}: the logic changed without review, or the file was tampered with",
             )
     return problems
+
+
+@cache
+def _field_adapter(name: str) -> TypeAdapter[Any]:
+    """Validates one field of a template alone, with its constraints."""
+    field = Template.model_fields[name]
+    return TypeAdapter(Annotated[field.annotation, field])  # type: ignore[arg-type]
+
+
+def _well_formed_part(item: dict[str, Any], malformed: set[str]) -> Template:
+    """The template's fields that are well-formed on their own (``malformed`` holds the others),
+    unchecked as a whole: enough for the checks that need only those fields."""
+    values: dict[str, Any] = {}
+    for name, field in Template.model_fields.items():
+        if name in malformed:
+            continue
+        if name in item:
+            try:
+                values[name] = _field_adapter(name).validate_python(item[name])
+            except ValidationError:  # (not expected: the whole template's errors named it)
+                malformed.add(name)
+        elif not field.is_required():
+            values[name] = field.get_default(call_default_factory=True)
+    return Template.model_construct(**values)
 
 
 def _location(loc: Iterable[Any]) -> str:
@@ -127,8 +162,16 @@ def parse_templates(raw: Any, *, verify_agents: bool = True) -> tuple[list[Templ
         try:
             template = Template.model_validate(item)
         except ValidationError as exc:
-            for err in exc.errors(include_url=False):
+            errors = exc.errors(include_url=False)
+            for err in errors:
                 problems.append(TemplateProblem(template_id, _location(err["loc"]), err["msg"]))
+            if isinstance(item, dict) and all(err["loc"] for err in errors):
+                # what else is wrong, in the fields that are well-formed: every problem in one run
+                malformed = {str(err["loc"][0]) for err in errors}
+                part = _well_formed_part(item, malformed)
+                problems.extend(
+                    check_template(part, verify_agents=verify_agents, skip=malformed, template_id=template_id)
+                )
             continue
         if template.id in seen_ids:
             problems.append(TemplateProblem(template.id, "id", "duplicate template id"))

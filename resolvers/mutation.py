@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import strawberry
 from strawberry.permission import BasePermission
 
 from mission import errors
+from mission.logs import bound
 from resolvers.context import Context
 from schema.errors import CancelMissionResult, DeployMissionResult, MissionCancelled, MissionDeployed, member_of
 from schema.inputs import MissionConfigInput
 from schema.types import Mission
 
 Info = strawberry.Info[Context, None]
+log = logging.getLogger("mission.api")
 
 
 class CanOperate(BasePermission):
@@ -53,6 +56,9 @@ async def deploy_mission(
         )
     except (errors.RateLimited, errors.TemplateNotFound, errors.InvalidConfig) as exc:
         return member_of(exc)
+    if created:
+        with bound(mission_id=record.id, template=record.template_id, tenant=record.tenant, key_id=ctx.caller.key_id):
+            log.info("mission %s deployed from %s for tenant %s", record.id, record.template_id, record.tenant)
     return MissionDeployed(mission=Mission.of(record), created=created)
 
 

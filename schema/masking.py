@@ -16,6 +16,7 @@ log = logging.getLogger("mission.api")
 
 
 EXPECTED = (MissionError, GraphQLError, InvalidOperationTypeError)
+ERROR_ID = "errorId"  # the extension a masked error carries: the id its log line has too
 
 
 def is_expected(error: GraphQLError) -> bool:
@@ -23,6 +24,11 @@ def is_expected(error: GraphQLError) -> bool:
     our `MissionError`s are meant for the caller."""
     original = error.original_error
     return original is None or isinstance(original, EXPECTED)
+
+
+def is_masked(error: GraphQLError) -> bool:
+    """An unexpected error of ours, already masked (see `MaskUnexpectedErrors`)."""
+    return ERROR_ID in (error.extensions or {})
 
 
 class MaskUnexpectedErrors(MaskErrors):
@@ -50,5 +56,5 @@ class MaskUnexpectedErrors(MaskErrors):
             positions=error.positions,
             path=error.path,
             original_error=None,
-            extensions={"errorId": error_id},
+            extensions={ERROR_ID: error_id},
         )

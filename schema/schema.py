@@ -12,10 +12,11 @@ from graphql import GraphQLError
 from strawberry.types import ExecutionContext
 
 from config.settings import Settings
-from resolvers import mutation, query, subscription
+from resolvers import mutation, preview, query, subscription
 from schema.errors import CancelMissionResult, DeployMissionResult
 from schema.limits import Parsing, Validation, limit_rules
 from schema.masking import MaskUnexpectedErrors, is_expected
+from schema.preview import PlanMissionResult, Viewer
 from schema.types import DepartmentGraph, Mission, MissionConnection, MissionEvent, MissionTemplate
 
 log = logging.getLogger("mission.api")
@@ -36,6 +37,11 @@ class Query:
     department_graph: DepartmentGraph | None = strawberry.field(
         resolver=query.department_graph, description="A template's departments, dependencies and stages."
     )
+    plan_mission: PlanMissionResult = strawberry.field(
+        resolver=preview.plan_mission,
+        description="A dry run of deployMission: the squad, stages and budget split it would make; nothing is stored.",
+    )
+    viewer: Viewer = strawberry.field(resolver=preview.viewer, description="The tenant and role of the API key in use.")
 
 
 @strawberry.type

@@ -184,7 +184,7 @@ class MissionTemplate:
 
     @strawberry.field
     def limits(self) -> TemplateLimits:
-        limits = self._template.limits
+        limits = self._template.bounds
         return TemplateLimits(
             budget=MoneyRange(min=limits.budget.min.quantize(CENT), max=limits.budget.max.quantize(CENT)),
             ttl=SecondsRange(min=limits.ttl.min, max=limits.ttl.max),

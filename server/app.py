@@ -17,14 +17,14 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -36,12 +36,15 @@ from mission.connections import redis_client
 from mission.events import PubSubHub
 from mission.ratelimit import RateLimiter
 from mission.service import MissionService
+from mission.supervisor import Supervisor
 from mission.templates import TemplateRegistry
 from resolvers.context import Context, Loaders
 from schema.schema import build_schema
+from server import ui
 from server.auth import Authenticator
 from server.graphiql import STATIC_DIR, STATIC_URL, graphiql_html
 from server.limits import BodyLimit
+from server.media import GRAPHQL_RESPONSE, JSON, SUPPORTED, negotiate, request_error_status
 from server.metrics import CONTENT_TYPE, now_ms, render
 from server.websockets import LegacyWSHandler, TransportWSHandler
 
@@ -57,6 +60,17 @@ UNAUTHENTICATED = {
         }
     ]
 }
+NOT_ACCEPTABLE = {
+    "errors": [
+        {
+            "message": f"cannot answer in any media type the Accept header allows: ask for {' or '.join(SUPPORTED)}",
+            "extensions": {"code": "NOT_ACCEPTABLE"},
+        }
+    ]
+}
+
+MEDIA_TYPE = "mission.media_type"  # scope keys: the negotiated response media type,
+SUB_RESPONSE = "mission.sub_response"  # and the response whose status and headers Strawberry copies
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ class Resources:
     service: MissionService
     hub: PubSubHub
     deploy_limiter: RateLimiter
+    supervisor: Supervisor
 
 
 class MissionGraphQL(GraphQL[Context, None]):
@@ -80,16 +95,37 @@ class MissionGraphQL(GraphQL[Context, None]):
         self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            request = Request(scope)
-            if not self._is_page_request(request):
-                principal = self.auth.from_header(request.headers.get("authorization"))
-                if principal is None:
-                    response = JSONResponse(UNAUTHENTICATED, 401, headers={"WWW-Authenticate": "Bearer"})
-                    await response(scope, receive, send)
-                    return
-                scope["mission.principal"] = principal
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        response = await self._respond(request)
+        await response(scope, receive, send)
+
+    async def _respond(self, request: Request) -> Response:
+        """GraphQL over HTTP: the API key (401), the response media type from the Accept header (406 when
+        the client takes neither), then Strawberry, whose refusals answer in the negotiated type too."""
+        if self._is_page_request(request):  # GraphiQL, or a 404 when it is off: no key, no negotiation
+            return await self._run(request, JSON)
+        media_type = negotiate(request.headers.get("accept"))
+        principal = self.auth.from_header(request.headers.get("authorization"))
+        if principal is None:
+            headers = {"WWW-Authenticate": "Bearer"}
+            return Response(codec.dumps(UNAUTHENTICATED), 401, headers=headers, media_type=media_type or JSON)
+        if media_type is None:
+            return Response(codec.dumps(NOT_ACCEPTABLE), 406, media_type=JSON)
+        request.scope["mission.principal"] = principal
+        return await self._run(request, media_type)
+
+    async def _run(self, request: Request, media_type: str) -> Response:
+        request.scope[MEDIA_TYPE] = media_type
+        try:
+            return await self.run(request)
+        except HTTPException as exc:
+            if media_type == GRAPHQL_RESPONSE:  # a GraphQL response with errors only
+                body = codec.dumps({"errors": [{"message": exc.reason}]})
+                return Response(body, exc.status_code, media_type=GRAPHQL_RESPONSE)
+            return PlainTextResponse(exc.reason, exc.status_code)
 
     def _is_page_request(self, request: Request) -> bool:
         """A browser asking for GraphiQL (a static page): no key needed to load it."""
@@ -121,6 +157,32 @@ class MissionGraphQL(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_html())
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        """Strawberry copies this response's status and headers into the answer; it also carries the
+        negotiated media type to `create_response`."""
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = request.scope.get(MEDIA_TYPE, JSON)
+        request.scope[SUB_RESPONSE] = sub_response
+        return sub_response
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """With `application/graphql-response+json`, a request that never reached execution answers 400
+        (500 for an unexpected error of ours) and has no `data` entry."""
+        body = await super().process_result(request, result)
+        if request.scope.get(MEDIA_TYPE) == GRAPHQL_RESPONSE:
+            status = request_error_status(result)
+            if status is not None:
+                body.pop("data", None)
+                request.scope[SUB_RESPONSE].status_code = status
+        return body
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = sub_response.media_type or JSON
+        return response
 
     def encode_json(self, data: object) -> str:
         # text, not bytes: Strawberry sends bytes as binary websocket frames, which clients refuse
@@ -177,9 +239,10 @@ class MissionGraphQL(GraphQL[Context, None]):
             raise HTTPException(400, "No GraphQL query found in the request") from exc
 
 
-def serve(app: Starlette, settings: Settings, *, port: int, log_level: str = "info") -> None:
-    """Run the app on uvicorn with the service's options."""
-    uvicorn.run(
+def serve(app: Starlette, settings: Settings, *, port: int, log_level: str = "info") -> int:
+    """Run the app on uvicorn with the service's options, until stopped; the exit code (1 when a
+    background task kept crashing, 3 when the app did not start)."""
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=port,
@@ -190,6 +253,13 @@ def serve(app: Starlette, settings: Settings, *, port: int, log_level: str = "in
         ws_max_size=settings.max_request_bytes,
         ws_per_message_deflate=False,  # small JSON events: compressing them costs more CPU than it saves
     )
+    server = uvicorn.Server(config)
+    app.state.stop = lambda: setattr(server, "should_exit", True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        return 3
+    return 1 if app.state.failed else 0
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -201,7 +271,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = redis_client(settings, "mission-api")
         service = MissionService(settings, registry=registry, redis=redis)
-        hub = PubSubHub(redis)
+        supervisor = Supervisor(lambda task: fatal(app, task))
+        hub = PubSubHub(redis, supervisor=supervisor)
         await hub.start()
         # Everything allocated so far lives as long as the process: keep it out of the collector's
         # scans, and collect young objects less often (with many subscribers, collection pauses
@@ -212,9 +283,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         limiter = RateLimiter(
             redis, service.keys, "deploy", settings.deploy_rate_limit, settings.deploy_rate_window_seconds
         )
+        resources = Resources(
+            settings=settings, service=service, hub=hub, deploy_limiter=limiter, supervisor=supervisor
+        )
+        app.state.resources = resources  # for what has the app but no request (tests, tools)
         try:
-            yield {"resources": Resources(settings=settings, service=service, hub=hub, deploy_limiter=limiter)}
+            yield {"resources": resources}
         finally:
+            await supervisor.close()
             await hub.close()
             await redis.aclose(close_connection_pool=True)
 
@@ -237,9 +313,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except (RedisError, OSError, TimeoutError):
             redis_ok = False
         templates = len(resources.service.registry)
-        ready = redis_ok and templates > 0
+        down = resources.supervisor.down  # background tasks not running (see mission/supervisor.py)
+        ready = redis_ok and templates > 0 and not down
         return JSONResponse(
-            {"ready": ready, "redis": redis_ok, "templates": templates}, status_code=200 if ready else 503
+            {"ready": ready, "redis": redis_ok, "templates": templates, "down": down},
+            status_code=200 if ready else 503,
         )
 
     async def metrics(request: Request) -> Response:
@@ -258,11 +336,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        *ui.routes(),
     ]
     if settings.graphiql:
         routes.append(Mount(STATIC_URL, StaticFiles(directory=STATIC_DIR)))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(BodyLimit, max_bytes=settings.max_request_bytes)],
     )
+    app.state.failed = None  # a background task that kept crashing (then the server stops)
+    app.state.stop = None  # set by `serve`: makes uvicorn stop
+    return app
+
+
+def fatal(app: Starlette, task: str) -> None:
+    """A background task keeps crashing: stop serving (`serve` then returns 1) rather than limp on
+    (without its pub/sub reader, no subscriber would get another event)."""
+    app.state.failed = task
+    log.critical("stopping the server: its %s task keeps crashing", task)
+    if app.state.stop is not None:
+        app.state.stop()

@@ -25,8 +25,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except ExposedWithoutKeys as exc:
         print(f"mission-service: {exc}", file=sys.stderr)
         return 2
-    serve(app, settings, port=port, log_level=args.log_level)
-    return 0
+    return serve(app, settings, port=port, log_level=args.log_level)
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,8 +38,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from workers.settings import create_worker
 
     overrides = {"max_jobs": args.concurrency} if args.concurrency else {}
-    create_worker(settings, **overrides).run()
-    return 0
+    worker = create_worker(settings, **overrides)
+    worker.run()
+    return 1 if worker.failed else 0  # stopped because a background task kept crashing
 
 
 def _templates(args: argparse.Namespace, settings: Settings) -> int:

@@ -26,6 +26,7 @@ from websockets.typing import Subprotocol
 
 from config.settings import Settings
 from mission.models import TERMINAL_JOB_STATUSES, TERMINAL_MISSION_STATUSES
+from mission.plan import parse_duration, parse_money
 
 DEPLOY = """
 mutation Deploy($templateId: ID!, $config: MissionConfigInput, $key: String) {
@@ -79,8 +80,10 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("template", help="template id (see `templates list`)")
-    p.add_argument("--budget", type=_money, help="total budget (default: the template's)")
-    p.add_argument("--ttl", type=int, help="time limit in seconds (default: the template's)")
+    p.add_argument("--budget", type=_money, help='total budget: 5000, "$5,000", 1250.50 (default: the template\'s)')
+    p.add_argument(
+        "--ttl", type=_duration, help='time limit: 300, "90m", "5 minutes", "2 hours" (default: the template\'s)'
+    )
     p.add_argument(
         "--input",
         dest="inputs",
@@ -98,10 +101,19 @@ def add_parser(sub: Any) -> None:
 
 
 def _money(text: str) -> Decimal:
+    """A budget in the forms the API takes (the API's own parser)."""
     try:
-        return Decimal(text)
-    except ArithmeticError:  # decimal.InvalidOperation, which argparse would not catch
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        return parse_money(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _duration(text: str) -> int:
+    """A time limit in the forms the API takes (the API's own parser), as seconds."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _key_value(text: str) -> tuple[str, str]:

@@ -68,13 +68,13 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
     env = {**os.environ, "MISSION_REDIS_URL": redis_url, **model_env}
     worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env)
     port = settings.port if port is None else port
-    print(f"\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
+    print(f"\n  Mission Control: http://{host}:{port}/\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
     try:
-        serve(create_app(settings), settings, port=port)
+        code = serve(create_app(settings), settings, port=port)
     finally:
         stop_process(worker, timeout=30)  # a worker finishing its jobs' bookkeeping
         if model is not None:
             model.stop()
         if local is not None:
             local.stop()
-    return 0
+    return code

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 import uvicorn
@@ -23,20 +20,12 @@ from mission.records import Event
 from mission.service import MissionService
 from server.app import create_app
 from server.model_local import LocalModel
-from server.redis_local import LocalRedis, free_port, stop_process
+from server.redis_local import LocalRedis, free_port
+from tests.common import REPO, TEST_SETTINGS, TEST_TEMPLATES
+from tests.processes import Processes
 from workers.settings import MissionWorker, create_worker
 
-REPO = Path(__file__).resolve().parent.parent
-TEST_TEMPLATES = Path(__file__).resolve().parent / "templates.json"
-
-# Fast leases, retries and reaping so fault tests finish in seconds.
-TEST_SETTINGS: dict[str, Any] = {
-    "templates_path": TEST_TEMPLATES,
-    "lease_seconds": 1.5,
-    "reap_every_seconds": 1,
-    "retry_backoff_seconds": 0.05,
-    "retry_backoff_max_seconds": 0.2,
-}
+__all__ = ["REPO", "TEST_SETTINGS", "TEST_TEMPLATES"]  # re-exported: tests import them from here too
 
 
 @pytest.fixture(scope="session")
@@ -114,40 +103,19 @@ async def run_to_end(service: MissionService, hub: PubSubHub, mission_id: str, t
     return await asyncio.wait_for(collect(), timeout)
 
 
-class WorkerProcess:
-    """`mission-service worker` as a child process, for tests that kill workers."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.update({f"MISSION_{k.upper()}": str(v) for k, v in TEST_SETTINGS.items()})
-        env["MISSION_REDIS_URL"] = settings.redis_url
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "worker"], env=env, cwd=REPO, stdout=self._log, stderr=self._log
-        )
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        stop_process(self.process, timeout=15)
-        self._log.close()
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    """Real `mission-service` child processes (serve, worker), each logging under tmp_path; all
+    stopped at the end."""
+    processes = Processes(tmp_path)
+    yield processes
+    processes.close()
 
 
 @pytest.fixture
-def worker_process(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start() -> WorkerProcess:
-        proc = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log")
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=15) as client:
+        yield client
 
 
 @dataclass

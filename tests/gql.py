@@ -12,6 +12,25 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+DEPLOY = """
+mutation($t: ID!, $config: MissionConfigInput, $key: String) {
+  deployMission(templateId: $t, config: $config, idempotencyKey: $key) {
+    __typename
+    ... on MissionDeployed { created mission { id status templateId config { budget ttl inputs } } }
+    ... on TemplateNotFound { message templateId }
+    ... on InvalidConfig { message problems { field message } }
+    ... on RateLimited { message retryAfter }
+  }
+}"""
+CANCEL = """
+mutation($id: ID!) {
+  cancelMission(id: $id) {
+    __typename
+    ... on MissionCancelled { mission { id status } }
+    ... on MissionNotFound { message missionId }
+  }
+}"""
+
 TRANSPORT_WS = "graphql-transport-ws"  # the current protocol
 LEGACY_WS = "graphql-ws"  # subscriptions-transport-ws, still used by older clients
 

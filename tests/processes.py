@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from mission.keys import Keys
 from mission.records import Event
 from server.redis_local import stop_process
-from tests.conftest import REPO, TEST_SETTINGS, TEST_TEMPLATES
+from tests.common import REPO, TEST_SETTINGS, TEST_TEMPLATES
 
 
 def service_env(redis_url: str, templates_path: Path = TEST_TEMPLATES, **extra: Any) -> dict[str, str]:

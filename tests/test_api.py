@@ -120,12 +120,6 @@ query($status: MissionStatus, $t: ID, $first: Int, $after: String) {
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
-
-
-@pytest.fixture
 def catalogue_path(tmp_path: Path) -> Path:
     raw = json.loads(TEST_TEMPLATES.read_text())
     raw["templates"] += [{**DIAMOND, "outcome_logic_hash": DIAMOND_HASH}, AUDIT]
@@ -878,7 +872,7 @@ async def test_healthz_and_readyz(http: httpx.AsyncClient, api: RunningApi) -> N
     assert health.status_code == 200
     ready = await http.get(base_url(api) + "/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "redis": True, "templates": len(TEST_TEMPLATE_IDS)}
+    assert ready.json() == {"ready": True, "redis": True, "templates": len(TEST_TEMPLATE_IDS), "down": []}
 
 
 async def test_without_redis_the_server_starts_but_is_not_ready(http: httpx.AsyncClient) -> None:
@@ -887,7 +881,7 @@ async def test_without_redis_the_server_starts_but_is_not_ready(http: httpx.Asyn
         assert (await http.get(base_url(down) + "/healthz")).status_code == 200
         ready = await http.get(base_url(down) + "/readyz")
         assert ready.status_code == 503
-        assert ready.json() == {"ready": False, "redis": False, "templates": len(TEST_TEMPLATE_IDS)}
+        assert ready.json() == {"ready": False, "redis": False, "templates": len(TEST_TEMPLATE_IDS), "down": []}
         # What needs no Redis still answers; what does fails masked, with an id to find it in the log.
         templates = await data(http, down.url, "{ templates { id } }")
         assert len(templates["templates"]) == len(TEST_TEMPLATE_IDS)

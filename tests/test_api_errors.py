@@ -13,25 +13,9 @@ import pytest
 from config.settings import Settings
 from mission.service import MissionService
 from tests.conftest import REPO, RunningApi, serve_api
-from tests.gql import data, gql
+from tests.gql import DEPLOY, data, gql
 
 pytestmark = pytest.mark.timeout(60)
-
-DEPLOY = """
-mutation($t: ID!, $config: MissionConfigInput, $key: String) {
-  deployMission(templateId: $t, config: $config, idempotencyKey: $key) {
-    __typename
-    ... on MissionDeployed { created mission { id config { budget ttl inputs } } }
-    ... on TemplateNotFound { message templateId }
-    ... on InvalidConfig { message problems { field message } }
-  }
-}"""
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
 
 
 def clean(response: httpx.Response) -> None:

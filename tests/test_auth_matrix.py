@@ -22,7 +22,7 @@ from config.settings import ApiKeyGrant, Settings
 from mission.models import MissionStatus
 from mission.service import MissionService
 from tests.conftest import TEST_TEMPLATES, RunningApi, eventually, serve_api
-from tests.gql import LEGACY_WS, TRANSPORT_WS, WsClient
+from tests.gql import CANCEL, DEPLOY, LEGACY_WS, TRANSPORT_WS, WsClient
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -71,21 +71,6 @@ MISSIONS = """
 query($status: MissionStatus, $t: ID) {
   missions(status: $status, templateId: $t, first: 100) { totalCount edges { node { id } } }
 }"""
-DEPLOY = """
-mutation($t: ID!, $idem: String) {
-  deployMission(templateId: $t, idempotencyKey: $idem) {
-    __typename
-    ... on MissionDeployed { created mission { id status templateId } }
-  }
-}"""
-CANCEL = """
-mutation($id: ID!) {
-  cancelMission(id: $id) {
-    __typename
-    ... on MissionCancelled { mission { id status } }
-    ... on MissionNotFound { message missionId }
-  }
-}"""
 EVENTS = "subscription($id: ID!) { missionEvents(missionId: $id) { seq missionId type } }"
 UPDATES = "subscription { missionUpdates { id status } }"
 
@@ -119,12 +104,6 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
-
-
-@pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[RunningApi]:
     """The real server, with the four keys above (no open mode)."""
     async with serve_api(keyed(settings)) as running:
@@ -155,16 +134,20 @@ async def world(service: MissionService) -> World:
     return World(a1=a1.id, a2=a2.id, b1=b1.id, hq1=hq1.id)
 
 
-async def answer(http: httpx.AsyncClient, api: RunningApi, key: str, query: str, **variables: Any) -> dict[str, Any]:
+async def answer(
+    http: httpx.AsyncClient, api: RunningApi, api_key: str, query: str, **variables: Any
+) -> dict[str, Any]:
     """The whole body of an authenticated request (which must be a 200)."""
-    response = await http.post(api.url, json={"query": query, "variables": variables}, headers=bearer(key))
+    response = await http.post(api.url, json={"query": query, "variables": variables}, headers=bearer(api_key))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-async def data_of(http: httpx.AsyncClient, api: RunningApi, key: str, query: str, **variables: Any) -> dict[str, Any]:
-    body = await answer(http, api, key, query, **variables)
+async def data_of(
+    http: httpx.AsyncClient, api: RunningApi, api_key: str, query: str, **variables: Any
+) -> dict[str, Any]:
+    body = await answer(http, api, api_key, query, **variables)
     assert "errors" not in body, body
     result: dict[str, Any] = body["data"]
     return result
@@ -441,9 +424,9 @@ async def test_idempotency_keys_are_per_tenant(
     http: httpx.AsyncClient, api: RunningApi, service: MissionService
 ) -> None:
     """Another tenant reusing an idempotency key gets its own mission, never the first tenant's."""
-    first = (await data_of(http, api, OPERATOR_A, DEPLOY, t="two_stage", idem="shared-key"))["deployMission"]
-    other = (await data_of(http, api, OPERATOR_B, DEPLOY, t="two_stage", idem="shared-key"))["deployMission"]
-    again = (await data_of(http, api, OPERATOR_A, DEPLOY, t="two_stage", idem="shared-key"))["deployMission"]
+    first = (await data_of(http, api, OPERATOR_A, DEPLOY, t="two_stage", key="shared-key"))["deployMission"]
+    other = (await data_of(http, api, OPERATOR_B, DEPLOY, t="two_stage", key="shared-key"))["deployMission"]
+    again = (await data_of(http, api, OPERATOR_A, DEPLOY, t="two_stage", key="shared-key"))["deployMission"]
     assert first["created"] is True and other["created"] is True and again["created"] is False
     assert other["mission"]["id"] != first["mission"]["id"]
     assert again["mission"]["id"] == first["mission"]["id"]

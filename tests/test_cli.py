@@ -94,6 +94,26 @@ def test_templates_validate_names_template_field_and_reason(
     assert reason in result.stderr
 
 
+def test_templates_validate_shows_every_problem_and_exits_1(tmp_path: Path) -> None:
+    template = two_stage()
+    with_cycle(template)
+    del template["limits"]  # optional: not a problem
+    template["defaults"]["ttl"] = "soon"
+    other = {**two_stage(), "id": "second"}
+    with_duplicate_role(other)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"templates": [template, other]}))
+    result = cli("templates", "validate", str(path))
+    assert result.returncode == 1, result
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert [line.split(": ")[:2] for line in problems] == [
+        ["  - template two_stage", "defaults.ttl"],
+        ["  - template two_stage", "dependencies"],
+        ["  - template second", "squad[1].role"],
+    ], result.stderr
+    assert "dependency cycle" in problems[1] and "duplicate role" in problems[2]
+
+
 def test_templates_validate_accepts_a_good_file() -> None:
     result = cli("templates", "validate", str(TEST_TEMPLATES))
     assert result.returncode == 0, result
@@ -152,17 +172,41 @@ async def test_refused_deploys_exit_2_with_the_reason(api: RunningApi) -> None:
     code, out, err = await cli_async("deploy", "nope", "--url", api.url)
     assert (code, out) == (2, ""), (out, err)
     assert "no template" in err
-    code, out, err = await cli_async("deploy", "two_stage", "--budget", "-1", "--url", api.url)
+    code, out, err = await cli_async("deploy", "two_stage", "--budget", "$20,000", "--url", api.url)
     assert (code, out) == (2, ""), (out, err)
-    assert re.search(r"^  budget: ", err, re.MULTILINE), err
+    assert re.search(r"^  budget: 20000 is outside this template's range 1\.\.10000$", err, re.MULTILINE), err
 
 
 def test_a_malformed_option_is_a_usage_error() -> None:
-    for args in (["--budget", "abc"], ["--input", "no-equals-sign"]):
+    cases = [
+        (["--budget", "abc"], "'abc' is not an amount of money"),
+        (["--budget", "-1"], "'-1' is not an amount of money"),
+        (["--budget", "1.005"], "more than two decimal places"),
+        (["--ttl", "5 fortnights"], "'5 fortnights' is not a duration"),
+        (["--input", "no-equals-sign"], "expected K=V"),
+    ]
+    for args, reason in cases:
         result = cli("deploy", "two_stage", *args)
         assert result.returncode == 2, result
         assert "Traceback" not in result.stderr
         assert "usage: mission-service deploy" in result.stderr
+        assert reason in result.stderr, result.stderr
+
+
+async def test_deploy_takes_durations_and_money_as_the_api_does(api: RunningApi, service: MissionService) -> None:
+    for budget, ttl, allocated, seconds in [
+        ("$5,000", "5 minutes", "5000.00", 300),
+        ("1250.50", "1 hour", "1250.50", 3600),
+        ("9.5", "15m", "9.50", 900),
+        ("20", "45", "20.00", 45),
+    ]:
+        code, out, err = await cli_async("deploy", "two_stage", "--budget", budget, "--ttl", ttl, "--url", api.url)
+        assert code == 0, (out, err)
+        assert f"budget {allocated}, ttl {seconds}s" in out, out
+        record = await service.get_mission(mission_id_of(out))
+        assert record is not None
+        assert record.budget.allocated == Decimal(allocated)
+        assert record.config["ttl"] == seconds
 
 
 async def test_an_unreachable_api_is_one_clear_line() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from decimal import Decimal
 
 import pytest
 
+from config.settings import Settings
 from mission.errors import InvalidConfig, MissionNotFound, TemplateNotFound
 from mission.events import PubSubHub
 from mission.models import JobStatus, MissionStatus
@@ -155,14 +155,15 @@ async def test_agent_timeout_is_enforced_and_retried(
 ) -> None:
     await start_worker()
     mission_id = (await service.deploy_mission("timeout"))["mission_id"]
-    began = time.monotonic()
-    await run_to_end(service, hub, mission_id)
+    events = await run_to_end(service, hub, mission_id)  # the agent hangs: only its timeout ends it
     record = await service.get_mission(mission_id)
     assert record is not None and record.status is MissionStatus.FAILED
     job = record.jobs[0]
     assert job.status is JobStatus.FAILED and job.attempt == 2
     assert (job.error or "").startswith("timeout")
-    assert time.monotonic() - began < 10
+    ends = [(e.type, e.message) for e in events if e.type in ("job.retrying", "job.failed")]
+    assert [kind for kind, _ in ends] == ["job.retrying", "job.failed"]
+    assert all(message.startswith("timeout: the agent ran longer than its") for _, message in ends), ends
     assert agents.cancelled(f"{mission_id}:sleeper").is_set()
 
 
@@ -183,18 +184,18 @@ async def test_ttl_expires_the_mission_and_stops_its_running_agent(
     await asyncio.wait_for(agents.cancelled(f"{mission_id}:hanger").wait(), 5)
 
 
-async def test_cancel_stops_a_running_agent_within_a_second(
-    service: MissionService, hub: PubSubHub, start_worker: StartWorker
+async def test_cancel_stops_a_running_agent_at_once(
+    settings: Settings, service: MissionService, hub: PubSubHub, start_worker: StartWorker
 ) -> None:
-    await start_worker()
+    # A lease of a minute: the heartbeat (every 20 s) cannot be what stops the agent within the
+    # wait below, only the control message the cancel publishes.
+    await start_worker(ctx={"settings": settings.model_copy(update={"lease_seconds": 60.0})})
     mission_id = (await service.deploy_mission("hang"))["mission_id"]
     await asyncio.wait_for(agents.started(f"{mission_id}:hanger").wait(), 10)
-    began = time.monotonic()
     record = await service.cancel_mission(mission_id)
     assert record.status is MissionStatus.CANCELLED
     assert {job.status for job in record.jobs} == {JobStatus.CANCELLED}
-    await asyncio.wait_for(agents.cancelled(f"{mission_id}:hanger").wait(), 1.0)
-    assert time.monotonic() - began < 1.0
+    await asyncio.wait_for(agents.cancelled(f"{mission_id}:hanger").wait(), 10)
     # idempotent: cancelling again changes nothing and adds no event
     seq = record.seq
     again = await service.cancel_mission(mission_id)

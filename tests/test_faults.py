@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +30,8 @@ from mission.service import MissionService
 from mission.store import MissionStore
 from server.redis_local import LocalRedis, free_port
 from tests.conftest import TEST_SETTINGS, TEST_TEMPLATES, StartWorker, eventually, run_to_end
-from tests.gql import LEGACY_WS, TRANSPORT_WS, WsClient, data
+from tests.gql import DEPLOY, LEGACY_WS, TRANSPORT_WS, WsClient, data
 from tests.processes import Processes, WorkerChild, event_logs, gap_free_problems
-
-DEPLOY = """
-mutation($t: ID!, $config: MissionConfigInput) {
-  deployMission(templateId: $t, config: $config) {
-    __typename
-    ... on MissionDeployed { mission { id status } }
-    ... on InvalidConfig { message }
-    ... on TemplateNotFound { message }
-  }
-}"""
 
 COUNTS = """
 query {
@@ -57,13 +47,6 @@ EVENTS = """
 subscription($id: ID!, $after: Int) {
   missionEvents(missionId: $id, afterSeq: $after) { seq missionId type status jobId message data }
 }"""
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    yield processes
-    processes.close()
 
 
 @contextlib.asynccontextmanager

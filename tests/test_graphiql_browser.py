@@ -3,7 +3,8 @@
 The page is loaded with a plain GET of /graphql, then used as a person would: type a query, run it
 (Ctrl-Enter), read the result pane. A templates query, a deployMission mutation and a missionEvents
 subscription (over the page's own websocket) are run; every request the page makes must stay on the
-service's origin, and the page must log no error.
+service's origin, and the page must log no error. Against a server with API keys, the key typed in the
+Headers tab goes with the HTTP requests and in the websocket's `connection_init` payload.
 
 Needs Debian's `chromium` at /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it). Playwright's
 own browser downloads are never used. The async API is required: the `api` fixture serves uvicorn in this
@@ -23,7 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import ConsoleMessage, Page, Request, WebSocket, async_playwright
 
-from tests.conftest import RunningApi, StartWorker
+from config.settings import ApiKeyGrant, Settings
+from tests.conftest import RunningApi, StartWorker, serve_api
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,6 +43,8 @@ CHROMIUM_ARGS = [
 EDITOR = ".graphiql-query-editor .CodeMirror"
 RESULT = ".graphiql-response .CodeMirror"
 EXECUTE = "button.graphiql-execute-button"
+HEADERS_TAB = "button[data-name='headers']"
+HEADERS_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror"
 
 # GraphiQL re-parses the query ~100 ms after a change (debounced) and runs the *parsed* document: wait for it.
 PARSED = """() => {
@@ -75,6 +79,7 @@ class Traffic:
     websockets: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    frames_sent: list[dict[str, Any]] = field(default_factory=list)
     frames_received: list[dict[str, Any]] = field(default_factory=list)
     frame_arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -91,6 +96,7 @@ class Traffic:
     def _websocket(self, ws: WebSocket) -> None:
         self.websockets.append(ws.url)
         ws.on("framereceived", self._frame)
+        ws.on("framesent", lambda payload: self.frames_sent.append(json.loads(payload)))
 
     def _frame(self, payload: str | bytes) -> None:
         self.frames_received.append(json.loads(payload))
@@ -213,5 +219,66 @@ async def test_graphiql_runs_a_query_a_mutation_and_a_subscription(
         parts = urlsplit(url)
         assert parts.scheme == "ws" and parts.netloc == origin, f"websocket off the service's origin: {url}"
         assert parts.path == "/graphql", url
+    assert not traffic.failed, traffic.failed
+    assert not traffic.errors, traffic.errors
+
+
+OPERATOR_KEY = "graphiql-operator-key-0123456789abcdef"
+
+
+async def set_headers(page: Page, headers: dict[str, str]) -> None:
+    """Type the request headers into the Headers tab, as a person would."""
+    await page.locator(HEADERS_TAB).click()
+    await page.locator(HEADERS_EDITOR).click()
+    await page.keyboard.press("Control+A")
+    await page.keyboard.press("Delete")
+    await page.keyboard.insert_text(json.dumps(headers))
+
+
+async def test_graphiql_sends_the_headers_tab_key_over_http_and_in_connection_init(
+    chromium: Path, settings: Settings, start_worker: StartWorker
+) -> None:
+    keyed = settings.model_copy(update={"api_keys": {OPERATOR_KEY: ApiKeyGrant(tenant="acme", role="operator")}})
+    bearer = f"Bearer {OPERATOR_KEY}"
+    traffic = Traffic()
+    posts: list[str | None] = []  # the Authorization header of each POST the page sent
+    async with serve_api(keyed) as api, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(15_000)
+            traffic.watch(page)
+            page.on("request", lambda r: posts.append(r.headers.get("authorization")) if r.method == "POST" else None)
+
+            response = await page.goto(api.url, wait_until="networkidle")
+            assert response is not None and response.status == 200  # the page itself needs no key
+            await page.wait_for_selector(EDITOR)
+            # Before a key is typed, the page's schema introspection is refused: that is all that may fail.
+            assert all("status of 401" in e for e in traffic.errors), traffic.errors
+            traffic.errors.clear()
+            await set_headers(page, {"Authorization": bearer})
+
+            await set_query(page, DEPLOY)
+            body = await run_until(page, "MissionDeployed")
+            assert "errors" not in body, body
+            mission_id: str = body["data"]["deployMission"]["mission"]["id"]
+            assert posts and posts[-1] == bearer, posts
+
+            # The subscription's websocket carries the same key in connection_init, and is accepted.
+            await set_query(page, EVENTS % mission_id)
+            await page.locator(EDITOR).click()
+            await page.keyboard.press("Control+Enter")
+            await traffic.wait_frame("next")
+            assert traffic.frames_sent[0] == {"type": "connection_init", "payload": {"Authorization": bearer}}
+            assert traffic.frames_received[0] == {"type": "connection_ack"}, traffic.frames_received
+            await start_worker()
+            await page.wait_for_function(RESULT_CONTAINS, arg="mission.succeeded", timeout=30_000)
+            await traffic.wait_frame("complete")
+            body = json.loads(await result_text(page))
+            assert "errors" not in body, body
+            assert body["data"]["missionEvents"]["missionId"] == mission_id, body
+        finally:
+            await browser.close()
+
     assert not traffic.failed, traffic.failed
     assert not traffic.errors, traffic.errors

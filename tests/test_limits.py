@@ -27,7 +27,7 @@ from server.app import create_app
 from server.auth import Authenticator, ExposedWithoutKeys
 from server.redis_local import free_port
 from tests.conftest import REPO, TEST_TEMPLATES, RunningApi, eventually, serve_api
-from tests.gql import LEGACY_WS, TRANSPORT_WS, WsClient, data, gql
+from tests.gql import DEPLOY, LEGACY_WS, TRANSPORT_WS, WsClient, data, gql
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -36,22 +36,7 @@ OTHER_OPERATOR = "opr-limits-key-other-93d1f0"
 VIEWER = "vwr-limits-key-c05a7e21b6d8"
 
 MISSION = "query($id: ID!) { mission(id: $id) { id status config { inputs } } }"
-DEPLOY = """
-mutation($t: ID!, $config: MissionConfigInput) {
-  deployMission(templateId: $t, config: $config) {
-    __typename
-    ... on MissionDeployed { mission { id } }
-    ... on InvalidConfig { message problems { field message } }
-    ... on RateLimited { message retryAfter }
-  }
-}"""
 EVENTS = "subscription($id: ID!) { missionEvents(missionId: $id) { seq type } }"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -297,7 +297,8 @@ async def test_shipped_templates_mix_computing_and_model_agents(settings: Settin
             mission = await finished(service, mission_id)
             assert mission.status is MissionStatus.SUCCEEDED, mission.failure_reason
             by_role.update({job.role: job for job in mission.jobs})
-            assert mission.usage.calls == 1 and mission.usage.prompt_tokens > 0
+            # one call, or two when a try's answer was cut (the model agents have max_tries 2)
+            assert 1 <= mission.usage.calls <= 2 and mission.usage.prompt_tokens > 0
     finally:
         await worker.close()
         run.cancel()
@@ -305,7 +306,7 @@ async def test_shipped_templates_mix_computing_and_model_agents(settings: Settin
         await hub.close()
         await service.close()
     memo = by_role["memo-writer"]
-    assert isinstance(memo.output["text"], str) and memo.usage.calls == 1
+    assert isinstance(memo.output["text"], str) and memo.usage.calls >= 1
     # the memo's prompt carried the ranked targets: far more tokens than the template's own words
     assert memo.usage.prompt_tokens > 200
     summary = by_role["summarizer"].output["json"]

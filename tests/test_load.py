@@ -12,8 +12,6 @@ import asyncio
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,29 +21,12 @@ from config.settings import Settings
 from mission.models import MissionStatus
 from mission.service import MissionService
 from server.redis_local import free_port
-from tests.gql import data
+from tests.gql import DEPLOY, data
 from tests.processes import Processes, event_logs, gap_free_problems
-
-DEPLOY = """
-mutation($t: ID!) {
-  deployMission(templateId: $t) {
-    __typename
-    ... on MissionDeployed { mission { id } }
-    ... on InvalidConfig { message }
-    ... on RateLimited { message }
-  }
-}"""
 
 SUCCEEDED = "query { missions(status: SUCCEEDED, first: 0) { totalCount } }"
 
 TERMINAL_FAILURES = [MissionStatus.FAILED, MissionStatus.EXPIRED, MissionStatus.CANCELLED]
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    yield processes
-    processes.close()
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:

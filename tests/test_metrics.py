@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +62,6 @@ def settings(settings: Settings, tmp_path: Path) -> Settings:
     path = tmp_path / "templates.json"
     path.write_text(json.dumps(catalogue))
     return settings.model_copy(update={"templates_path": path})
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=15) as client:
-        yield client
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

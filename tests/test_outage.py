@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,6 @@ from tests.conftest import TEST_SETTINGS, eventually
 from tests.processes import Processes, event_logs, gap_free_problems
 
 MISSIONS = 6
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    yield processes
-    processes.close()
 
 
 def ledger_cents(ledger: Path) -> dict[str, int]:

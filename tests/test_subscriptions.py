@@ -11,17 +11,10 @@ import pytest
 from config.settings import Settings
 from mission.service import MissionService
 from tests.conftest import RunningApi, StartWorker, eventually, serve_api
-from tests.gql import LEGACY_WS, TRANSPORT_WS, WsClient, data
+from tests.gql import DEPLOY, LEGACY_WS, TRANSPORT_WS, WsClient, data
 
 pytestmark = pytest.mark.timeout(60)
 
-DEPLOY = """
-mutation($t: ID!, $config: MissionConfigInput) {
-  deployMission(templateId: $t, config: $config) {
-    __typename
-    ... on MissionDeployed { mission { id status } }
-  }
-}"""
 
 EVENTS = """
 subscription($id: ID!, $after: Int) {
@@ -128,14 +121,17 @@ async def test_mission_updates_sees_both_deploys(
         second = await deploy(api, "fanout")
         await start_worker()
         finished: set[str] = set()
+        statuses: dict[str, list[str]] = {first: [], second: []}
         async for payload in ws.results(op):
             mission = payload["data"]["missionUpdates"]
+            statuses[mission["id"]].append(mission["status"])
             if mission["status"] == "SUCCEEDED":
                 finished.add(mission["id"])
             if finished == {first, second}:
                 break
     finally:
         await ws.close()
+    assert finished == {first, second}, statuses  # not merely the stream ending early
 
 
 async def until_subscribed(service: MissionService, channel: str) -> None:

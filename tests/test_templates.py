@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mission.errors import TemplateFileError, TemplateNotFound
+from mission.errors import InvalidConfig, TemplateFileError, TemplateNotFound
 from mission.models import Template
+from mission.plan import merge_config
 from mission.templates import (
     TemplateRegistry,
     department_stages,
@@ -107,6 +109,49 @@ def test_a_good_template_loads_and_gets_its_hash_computed() -> None:
 def test_each_refusal_names_template_field_and_reason(template: dict[str, Any], field: str, reason: str) -> None:
     found = problems_of(template)
     assert any(tid == "t1" and f == field and reason in r for tid, f, r in found), found
+
+
+def test_every_problem_of_a_file_is_reported_in_one_run() -> None:
+    """A malformed field does not hide what is wrong elsewhere: each template's problems, all of them."""
+    broken = variant(dependencies={"Finance": ["Security"], "Security": ["Finance"]})
+    del broken["limits"], broken["goal"]
+    broken["defaults"] = {"budget": -5, "ttl": 600}
+    broken["squad"] = [*BASE["squad"], {"role": "a", "department": "Finance", "agent": "nosuch.agent"}]
+    other = variant(id="t2", outcome={"policy": "quorum", "count": 9}, extra=True)
+    found = problems_of(broken, other)
+    assert [(tid, field) for tid, field, _ in found] == [
+        ("t1", "goal"),
+        ("t1", "defaults.budget"),
+        ("t1", "squad[2].role"),
+        ("t1", "squad[2].agent"),
+        ("t1", "dependencies"),
+        ("t2", "extra"),
+        ("t2", "outcome.count"),
+    ], found
+    reasons = dict(((tid, field), reason) for tid, field, reason in found)
+    assert reasons["t1", "goal"] == "Field required"
+    assert reasons["t1", "dependencies"].startswith("dependency cycle: ")
+    assert reasons["t1", "squad[2].role"] == "duplicate role 'a'"
+    assert reasons["t2", "outcome.count"] == "quorum 9 exceeds the squad of 2"
+
+
+def test_a_template_without_limits_takes_overrides_up_to_its_defaults() -> None:
+    unbounded = variant()
+    del unbounded["limits"]
+    [template], problems = parse_templates({"templates": [unbounded]})
+    assert problems == []
+    assert template.limits is None
+    bounds = template.bounds
+    assert (bounds.budget.min, bounds.budget.max) == (Decimal("0.01"), Decimal(1000))
+    assert (bounds.ttl.min, bounds.ttl.max) == (1, 600)
+    lower = merge_config(template, {"budget": "$250.50", "ttl": "5 minutes"}, max_inputs_bytes=65536)
+    assert (lower.budget, lower.ttl) == (Decimal("250.50"), 300)
+    with pytest.raises(InvalidConfig) as refused:
+        merge_config(template, {"budget": "1000.01", "ttl": 601}, max_inputs_bytes=65536)
+    assert [(p.field, p.message) for p in refused.value.problems] == [
+        ("budget", "1000.01 is outside this template's range 0.01..1000"),
+        ("ttl", "601 seconds is outside this template's range 1..600"),
+    ]
 
 
 def test_duplicate_template_ids_are_refused() -> None:

@@ -45,6 +45,7 @@ async def test_up_serves_everything_stops_cleanly_and_keeps_missions(tmp_path: P
         first = up(tmp_path, port, 1)
         await eventually(ready, timeout=60, interval=0.1)
         assert f"GraphiQL: {base}/graphql" in first.log_path.read_text()
+        assert f"Mission Control: {base}/" in first.log_path.read_text()
         page = await client.get(f"{base}/graphql", headers={"accept": "text/html"})
         assert page.status_code == 200 and "graphiql" in page.text.lower()
 

@@ -36,8 +36,15 @@ async def expire_mission(ctx: dict[str, Any], mission_id: str) -> str:
 async def reap_leases(ctx: dict[str, Any]) -> dict[str, int]:
     """Cron: run again the attempts whose worker stopped renewing the lease; expire overdue missions."""
     runtime = _runtime(ctx)
-    if not runtime.may_reap:
-        return {"requeued": 0, "expired": 0}  # Redis just came back: live workers renew first
+    counts = {"requeued": 0, "expired": 0}
+    if runtime.may_reap:  # else Redis just came back: live workers renew first
+        # ARQ's cron starts it every MISSION_REAP_EVERY_SECONDS; a crash counts as a supervised task's
+        async with runtime.supervisor.run_once("reaper"):
+            counts = await _reap(runtime)
+    return counts
+
+
+async def _reap(runtime: WorkerRuntime) -> dict[str, int]:
     store = runtime.store
     now_ms = int(time.time() * 1000)
     requeued = 0
@@ -61,3 +68,25 @@ async def reap_leases(ctx: dict[str, Any]) -> dict[str, int]:
             continue
         expired += result == "ok"
     return {"requeued": requeued, "expired": expired}
+
+
+SWEEP_BATCH = 100
+SWEEP_BATCHES = 10  # at most this many batches per run: a backlog drains over a few runs
+
+
+async def sweep_finished(ctx: dict[str, Any]) -> int:
+    """Cron: remove missions that finished more than ``summary_retention_seconds`` ago."""
+    runtime = _runtime(ctx)
+    keep = runtime.settings.summary_retention_seconds
+    if keep == 0:
+        return 0
+    cutoff_ms = int(time.time() * 1000) - keep * 1000
+    removed = 0
+    for _ in range(SWEEP_BATCHES):
+        swept = await runtime.store.sweep_finished(cutoff_ms, SWEEP_BATCH)
+        removed += swept
+        if swept < SWEEP_BATCH:
+            break
+    if removed:
+        log.info("removed %d mission(s) finished more than %d s ago", removed, keep)
+    return removed

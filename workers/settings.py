@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from config.settings import Settings
 from mission.connections import arq_redis_settings
-from workers.jobs import expire_mission, reap_leases, run_agent_logic
+from workers.jobs import expire_mission, reap_leases, run_agent_logic, sweep_finished
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("mission.worker")
@@ -51,8 +51,12 @@ def _settings(ctx: dict[str, Any]) -> Settings:
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings = _settings(ctx)
-    runtime = WorkerRuntime(settings)
-    await runtime.start()
+    runtime = WorkerRuntime(settings, on_fatal=ctx.get("on_fatal"))
+    try:
+        await runtime.start()
+    except BaseException:
+        await runtime.close()
+        raise
     ctx["settings"] = settings
     ctx["runtime"] = runtime
     log.info("worker %s ready on queue %s", runtime.name, settings.queue)
@@ -77,6 +81,15 @@ class MissionWorker(Worker):
         self.in_progress_timeout_s = lease_seconds
         self._refill_at = max(1, self.max_jobs // 10)
         self.ready = asyncio.Event()  # set once started up and polling
+        self.failed: str | None = None  # a background task that kept crashing, which stopped the worker
+        self.ctx["on_fatal"] = self.fatal
+
+    def fatal(self, task: str) -> None:
+        """A background task keeps crashing: stop the worker rather than run jobs without it (a
+        worker without its heartbeat would let its leases lapse while its agents run on)."""
+        self.failed = task
+        log.critical("stopping the worker: its %s task keeps crashing", task)
+        self.handle_sig(signal.SIGTERM)
 
     @property
     def _wake(self) -> asyncio.Event | None:
@@ -181,7 +194,10 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     every = settings.reap_every_seconds
     return {
         "functions": FUNCTIONS,
-        "cron_jobs": [cron(reap_leases, name="reap_leases", second=set(range(0, 60, every)), run_at_startup=True)],
+        "cron_jobs": [
+            cron(reap_leases, name="reap_leases", second=set(range(0, 60, every)), run_at_startup=True),
+            cron(sweep_finished, name="sweep_finished", second=set(range(0, 60, every))),
+        ],
         "queue_name": settings.queue,
         "redis_settings": arq_redis_settings(settings),
         "on_startup": startup,

@@ -86,4 +86,7 @@ else
 end
 settle(t)
 wake()
-return {'ok', redis.call('HGET', N.m, 'status')}
+-- the attempt was running, so the mission was not over before: if it is now, this script ended it
+local status = redis.call('HGET', N.m, 'status')
+if TERMINAL_MISSION[status] then return {'ok', status, unpack(ending())} end
+return {'ok', status}

@@ -4,6 +4,7 @@
 local N = cjson.decode(ARGV[1])
 local WAKE = false
 local TENANT = nil
+local CHANGE = nil  -- this run's change number (see `emit`)
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -20,7 +21,8 @@ local function money(c)
   return string.format('%d.%02d', math.floor(c / 100), c % 100)
 end
 
--- Append an event to the mission's log and publish it: seq is the log's length, so no gaps.
+-- Append an event to the mission's log and publish it: seq is the log's length, so no gaps. The
+-- tracker's feed (N.cha) also carries the run's change number, `chg`.
 local function emit(etype, status, jid, message, data, t)
   if TENANT == nil then TENANT = redis.call('HGET', N.m, 'tenant') or '' end
   local seq = redis.call('HINCRBY', N.m, 'seq', 1)
@@ -30,7 +32,14 @@ local function emit(etype, status, jid, message, data, t)
     ',"data":' .. (data and cjson.encode(data) or 'null') .. '}'
   redis.call('RPUSH', N.ev, ev)
   redis.call('PUBLISH', N.chm, ev)
-  redis.call('PUBLISH', N.cha, ev)
+  if CHANGE == nil then
+    -- One change number per script run (a run changes one mission), recorded in the tenant's and
+    -- the all-tenants' change sets, so a tracker that missed live events can ask what changed.
+    CHANGE = redis.call('INCR', N.chg)
+    redis.call('ZADD', N.chs .. TENANT, CHANGE, N.mid)
+    redis.call('ZADD', N.chs .. '*', CHANGE, N.mid)
+  end
+  redis.call('PUBLISH', N.cha, string.sub(ev, 1, -2) .. ',"chg":' .. CHANGE .. '}')
   return seq
 end
 
@@ -115,6 +124,7 @@ local function finish_mission(status, job_status, reason, t)
   if reason then redis.call('HSET', N.m, 'failure_reason', reason) end
   dequeue(N.mid .. ':deadline')
   redis.call('ZREM', N.deadlines, N.mid)
+  redis.call('ZADD', N.finished, t, N.mid)
   index_move(m[1], status)
   count('finished:' .. redis.call('HGET', N.m, 'template_id') .. ':' .. status)
   emit('mission.' .. string.lower(status), status, nil, reason or 'mission succeeded', nil, t)
@@ -124,6 +134,12 @@ local function finish_mission(status, job_status, reason, t)
   redis.call('EXPIRE', N.ev, m[3])
   redis.call('EXPIRE', N.out, m[3])
   return true
+end
+
+-- What the caller logs of a mission this script ended: created and finished (ms), spent and
+-- budget (cents), template, tenant.
+local function ending()
+  return redis.call('HMGET', N.m, 'created_at', 'finished_at', 'spent', 'budget', 'template_id', 'tenant')
 end
 
 -- When no job is left open, the outcome policy decides the mission's status.

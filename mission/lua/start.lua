@@ -10,7 +10,7 @@ if (j[1] ~= 'QUEUED' and j[1] ~= 'RETRYING') or tonumber(j[2]) ~= attempt then r
 local t = now_ms()
 if t >= tonumber(m[2]) then
   finish_mission('EXPIRED', 'EXPIRED', expire_reason(), t)
-  return {'over', 'EXPIRED'}
+  return {'over', 'EXPIRED', unpack(ending())}
 end
 redis.call('HSET', jk, 'status', 'RUNNING', 'started_at', t, 'worker', ARGV[5], 'progress', 0, 'message', '',
   'sdk_seq', 0)

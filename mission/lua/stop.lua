@@ -13,4 +13,4 @@ elseif reason == '' then
   reason = 'cancelled on request'
 end
 finish_mission(target, target, reason, t)
-return {'ok', target}
+return {'ok', target, unpack(ending())}
