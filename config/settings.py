@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -26,6 +28,19 @@ class ApiKeyGrant(BaseModel):
 
     tenant: str = Field(pattern=TENANT_PATTERN)
     role: Role
+
+
+# A model name as prices and templates spell it.
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}$"
+
+
+class ModelPrice(BaseModel):
+    """A model's prices per million tokens, in the budget's currency (at most 4 decimal places)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: Decimal = Field(ge=0, le=100_000, decimal_places=4)
+    output: Decimal = Field(ge=0, le=100_000, decimal_places=4)
 
 
 class Settings(BaseSettings):
@@ -111,6 +126,35 @@ class Settings(BaseSettings):
     )
     deploy_rate_limit: int = Field(120, ge=1, description="deploys per key per window")
     deploy_rate_window_seconds: int = Field(60, ge=1)
+
+    # --- model agents (any OpenAI-compatible chat-completions endpoint) ---
+    llm_base_url: str | None = Field(
+        None, description="e.g. http://127.0.0.1:8081/v1; unset: `up` starts the embedded local model"
+    )
+    llm_api_key: SecretStr | None = Field(None, repr=False, description="sent as a bearer token; never shown to agents")
+    llm_model: str = Field("SmolLM2-135M-Instruct", pattern=MODEL_PATTERN, description="the default model")
+    llm_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='JSON: {"<model>": {"input": "0.15", "output": "0.60"}} per million tokens; unpriced: refused',
+    )
+    llm_timeout_seconds: float = Field(60.0, gt=0, le=3600, description="one request, retries included")
+    llm_concurrency: int = Field(16, ge=1, le=10_000, description="model requests one worker sends at once")
+    llm_max_retries: int = Field(3, ge=0, le=20, description="retries of a 429 or 5xx answer")
+    llm_prompt_allowance: int = Field(
+        64, ge=0, le=100_000, description="tokens a chat template adds to a prompt (raised to what the server measures)"
+    )
+    llm_message_allowance: int = Field(
+        8, ge=0, le=10_000, description="tokens a chat template adds per message (raised to what the server measures)"
+    )
+    llm_min_tokens: int = Field(16, ge=1, le=100_000, description="below this, a shrunk max_tokens is refused")
+
+    @field_validator("llm_prices")
+    @classmethod
+    def _check_models(cls, value: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        for name in value:
+            if not re.match(MODEL_PATTERN, name):
+                raise ValueError(f"{name!r} is not a model name")
+        return value
 
     # --- logs ---
     log_format: Literal["auto", "json", "text"] = Field("auto", description="auto: text on a terminal, else JSON")

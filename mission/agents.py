@@ -17,10 +17,13 @@ from mission.errors import AgentNotFound
 BUILTIN_PACKAGE = "workers.agents"
 
 AgentFunction = Callable[[Any], Coroutine[Any, Any, Any]]
+# Built-in names that do not follow the `department.agent` convention.
+ALIASES = {"llm": f"{BUILTIN_PACKAGE}.model:llm_agent"}
 
 
 def import_path(ref: str) -> tuple[str, str]:
     """The (module, function) an agent reference names."""
+    ref = ALIASES.get(ref, ref)
     if ":" in ref:
         module, _, function = ref.partition(":")
         return module, function

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from config.settings import MODEL_PATTERN
 
 # Names that end up inside Redis keys and job ids: keep them plain.
 ROLE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -83,6 +86,7 @@ class EventType(StrEnum):
     JOB_STARTED = "job.started"
     JOB_SPENT = "job.spent"
     JOB_PROGRESS = "job.progress"
+    JOB_LLM_CALL = "job.llm_call"
     JOB_SUCCEEDED = "job.succeeded"
     JOB_RETRYING = "job.retrying"
     JOB_REQUEUED = "job.requeued"
@@ -101,10 +105,42 @@ class EventType(StrEnum):
 JOB_RUN_BUCKETS_MS = (10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000)
 # Upper bounds (ms) of the time-to-decision histogram of approval gates (requested to decided).
 APPROVAL_WAIT_BUCKETS_MS = (1000, 10_000, 60_000, 300_000, 900_000, 3_600_000, 14_400_000, 86_400_000)
+# Upper bounds (ms) of the model call latency histogram, counted the same way.
+LLM_CALL_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# `{{ inputs.name }}`, `{{ upstream.role.field }}`: a path of keys (or list indexes), nothing else.
+PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+PLACEHOLDER_PATH = re.compile(r"^(inputs|upstream)(\.[A-Za-z0-9_-]+)*$")
+LLM_AGENT = "llm"
+
+
+class LLMSpec(_Strict):
+    """What a model agent (`"agent": "llm"`) asks its model; part of the outcome-logic hash."""
+
+    model: str | None = Field(None, pattern=MODEL_PATTERN, description="none: the service's default model")
+    system: str = Field("", max_length=20_000)
+    prompt: str = Field(min_length=1, max_length=50_000, description="with {{ inputs.x }} / {{ upstream.role.x }}")
+    max_tokens: int = Field(256, ge=1, le=100_000)
+    temperature: float | None = Field(None, ge=0, le=2)
+    output: Literal["text", "json"] = "text"
+    json_schema: dict[str, Any] | None = Field(None, description="the answer's JSON schema (output json)")
+
+    @model_validator(mode="after")
+    def _check(self) -> LLMSpec:
+        for text in (self.system, self.prompt):
+            for path in PLACEHOLDER.findall(text):
+                if not PLACEHOLDER_PATH.match(path):
+                    raise ValueError(
+                        f"placeholder {{{{ {path} }}}}: only inputs.<key>… or upstream.<role>… paths are allowed"
+                    )
+        if self.json_schema is not None and self.output != "json":
+            raise ValueError("json_schema only goes with output json")
+        return self
 
 
 class AgentSpec(_Strict):
@@ -118,6 +154,15 @@ class AgentSpec(_Strict):
     )
     timeout: float | None = Field(None, gt=0, le=86_400, description="seconds one try may run")
     max_tries: int = Field(1, ge=1, le=20)
+    llm: LLMSpec | None = Field(None, description='what a model agent asks: only with "agent": "llm"')
+
+    @model_validator(mode="after")
+    def _llm_block(self) -> AgentSpec:
+        if self.agent == LLM_AGENT and self.llm is None:
+            raise ValueError('a model agent ("agent": "llm") needs an "llm" block')
+        if self.agent != LLM_AGENT and self.llm is not None:
+            raise ValueError('an "llm" block only goes with "agent": "llm"')
+        return self
 
 
 class Outcome(_Strict):

@@ -226,6 +226,7 @@ class PlannedJob:
     timeout: float | None
     max_tries: int
     stage: int
+    llm: dict[str, Any] | None = None  # a model agent's `llm` block
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,7 @@ def build_plan(template: Template, config: MissionConfig) -> Plan:
             timeout=agent.timeout,
             max_tries=agent.max_tries,
             stage=graph.stage_of[agent.department],
+            llm=None if agent.llm is None else agent.llm.model_dump(mode="json", exclude_none=True),
         )
         for agent, cents in zip(template.squad, allocations, strict=True)
     )

@@ -73,6 +73,19 @@ class ApprovalRecord:
 
 
 @dataclass(frozen=True)
+class TokenUsage:
+    """Model calls and their tokens, as settled (mission/lua/llm_settle.lua)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> TokenUsage:
+        return cls(int(raw.get("prompt_tokens", 0)), int(raw.get("completion_tokens", 0)), int(raw.get("llm_calls", 0)))
+
+
+@dataclass(frozen=True)
 class JobRecord:
     mission_id: str
     role: str
@@ -94,6 +107,7 @@ class JobRecord:
     max_tries: int
     stage: int
     output: Any = None
+    usage: TokenUsage = TokenUsage()
 
     @property
     def id(self) -> str:
@@ -122,6 +136,7 @@ class JobRecord:
             max_tries=int(raw.get("max_tries", 1)),
             stage=int(raw.get("stage", 0)),
             output=output,
+            usage=TokenUsage.parse(raw),
         )
 
 
@@ -148,6 +163,7 @@ class MissionRecord:
     approval: ApprovalRecord | None = None  # none: no gate (the template has none, or its `when` was not met)
     deployed_by: str | None = None  # the deploying key's id
     outputs_loaded: bool = False  # whether the jobs' `output` were read (else they are None)
+    usage: TokenUsage = TokenUsage()
 
     @property
     def job_ids(self) -> list[str]:
@@ -180,6 +196,7 @@ class MissionRecord:
             approval=ApprovalRecord.parse(raw),
             deployed_by=raw.get("deployed_by") or None,
             outputs_loaded="outputs" in raw,
+            usage=TokenUsage.parse(raw),
         )
 
 

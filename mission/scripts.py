@@ -14,13 +14,14 @@ from redis.commands.core import AsyncScript
 from mission.models import (
     APPROVAL_WAIT_BUCKETS_MS,
     JOB_RUN_BUCKETS_MS,
+    LLM_CALL_BUCKETS_MS,
     TERMINAL_JOB_STATUSES,
     TERMINAL_MISSION_STATUSES,
 )
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 # Scripts that share the prelude (key names blob, events, enqueue, mission end).
-WITH_PRELUDE = ("deploy", "start", "finish", "spend", "progress", "stop", "decide")
+WITH_PRELUDE = ("deploy", "start", "finish", "spend", "progress", "stop", "decide", "llm_reserve", "llm_settle")
 STANDALONE = ("heartbeat", "read", "ready", "claim", "sweep")
 
 
@@ -37,6 +38,7 @@ def generated() -> str:
             f"local TERMINAL_MISSION = {_lua_set(TERMINAL_MISSION_STATUSES)}",
             f"local RUN_BUCKETS_MS = {{{', '.join(map(str, JOB_RUN_BUCKETS_MS))}}}",
             f"local APPROVAL_BUCKETS_MS = {{{', '.join(map(str, APPROVAL_WAIT_BUCKETS_MS))}}}",
+            f"local LLM_BUCKETS_MS = {{{', '.join(map(str, LLM_CALL_BUCKETS_MS))}}}",
         ]
     )
 

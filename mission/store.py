@@ -63,6 +63,31 @@ class Started:
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """A model call's worst case, as llm_reserve.lua takes it (see mission/llm.py for units)."""
+
+    worst_cents: int
+    prompt_bound: int
+    max_tokens: int
+    min_tokens: int
+    input_units: int
+    output_units: int
+    model: str
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How a model call ended: ok (usage reported), refused (nothing generated), unknown (cut)."""
+
+    outcome: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_cents: int = 0
+    latency_ms: int = 0
+
+
+@dataclass(frozen=True)
 class Page:
     ids: list[str]
     cursors: list[str]
@@ -164,6 +189,7 @@ class MissionStore:
                 "max_tries": str(job.max_tries),
                 "stage": str(job.stage),
                 "gated": "1" if job.role in plan.gated else "0",
+                "llm": "" if job.llm is None else _compact(job.llm),
             }
             for job in plan.jobs
         ]
@@ -243,6 +269,51 @@ class MissionStore:
         a call repeated with a seq already applied changes nothing."""
         result = _text(await self.scripts.run("spend", self.keys.names(mission_id), role, attempt, cents, note, seq))
         return str(result[0]), int(result[1]), int(result[2])
+
+    async def llm_reserve(
+        self, mission_id: str, role: str, attempt: int, seq: int, reservation: Reservation
+    ) -> tuple[str, int, int]:
+        """Reserve a model call's worst case (mission/lua/llm_reserve.lua): (ok, cents, max_tokens
+        granted) | (exceeded, spent, allocated) | (stale, 0, 0). Applied once per ``seq``."""
+        r = reservation
+        result = _text(
+            await self.scripts.run(
+                "llm_reserve",
+                self.keys.names(mission_id),
+                role,
+                attempt,
+                seq,
+                r.worst_cents,
+                r.prompt_bound,
+                r.max_tokens,
+                r.min_tokens,
+                r.input_units,
+                r.output_units,
+                r.model,
+            )
+        )
+        return str(result[0]), int(result[1]), int(result[2])
+
+    async def llm_settle(self, mission_id: str, role: str, attempt: int, seq: int, settlement: Settlement) -> int:
+        """Settle the reservation made by call ``seq`` of the attempt (mission/lua/llm_settle.lua),
+        once; returns the cents charged, or -1 when it was settled already."""
+        st = settlement
+        result = _text(
+            await self.scripts.run(
+                "llm_settle",
+                self.keys.names(mission_id),
+                role,
+                attempt,
+                seq,
+                st.outcome,
+                st.prompt_tokens,
+                st.completion_tokens,
+                st.cost_cents,
+                st.model,
+                st.latency_ms,
+            )
+        )
+        return int(result[2]) if result[0] == "ok" else -1
 
     async def progress(self, mission_id: str, role: str, attempt: int, fraction: float, message: str, seq: int) -> bool:
         """False when the attempt is no longer current; ``seq`` as for `spend`."""

@@ -15,6 +15,7 @@ from mission import models
 from mission.money import CENT
 from mission.plan import job_graph
 from mission.records import ApprovalRecord, Budget, Event, JobRecord, MissionRecord
+from mission.records import TokenUsage as TokenCounts
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -39,6 +40,17 @@ class BudgetUsage:
     @classmethod
     def of(cls, budget: Budget) -> BudgetUsage:
         return cls(allocated=budget.allocated, spent=budget.spent, remaining=budget.remaining)
+
+
+@strawberry.type(description="Model calls and their tokens, as settled.")
+class TokenUsage:
+    prompt_tokens: int
+    completion_tokens: int
+    calls: int
+
+    @classmethod
+    def of(cls, usage: TokenCounts) -> TokenUsage:
+        return cls(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, calls=usage.calls)
 
 
 @strawberry.type(description="One member of a template's squad.")
@@ -275,6 +287,10 @@ class AgentJob:
     def budget(self) -> BudgetUsage:
         return BudgetUsage.of(self._job.budget)
 
+    @strawberry.field(description="The agent's model calls (`ctx.llm`), over all its tries.")
+    def usage(self) -> TokenUsage:
+        return TokenUsage.of(self._job.usage)
+
     @classmethod
     def of(cls, job: JobRecord, outputs_loaded: bool = False) -> AgentJob:
         return cls(
@@ -322,6 +338,7 @@ class Mission:
     outcome_logic_hash: str = strawberry.field(description="The logic hash this mission ran with.")
     config: MissionConfig
     budget: BudgetUsage
+    usage: TokenUsage = strawberry.field(description="The squad's model calls and their tokens.")
     event_count: int = strawberry.field(description="Events so far: the `seq` of the latest one.")
 
     @classmethod
@@ -346,6 +363,7 @@ class Mission:
                 inputs=JSON(c.get("inputs") or {}),
             ),
             budget=BudgetUsage.of(record.budget),
+            usage=TokenUsage.of(record.usage),
             event_count=record.seq,
         )
 

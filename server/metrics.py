@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mission.models import APPROVAL_WAIT_BUCKETS_MS, JOB_RUN_BUCKETS_MS
+from mission.models import APPROVAL_WAIT_BUCKETS_MS, JOB_RUN_BUCKETS_MS, LLM_CALL_BUCKETS_MS
 from mission.store import Stats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -76,6 +76,8 @@ class _Snapshot(Collector):
             APPROVAL_WAIT_BUCKETS_MS,
         )
 
+        yield from _model_calls(counters)
+
         yield GaugeMetricFamily(
             "mission_queue_ready", "Agent jobs due and waiting for a worker", self.stats.queue_ready
         )
@@ -101,6 +103,41 @@ def _histogram(
         buckets.append((str(le / 1000), cumulative))
     buckets.append(("+Inf", counters.get(f"{field}_count", 0)))
     return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=counters.get(f"{field}_sum", 0) / 1000)
+
+
+def _model_calls(counters: dict[str, int]) -> Iterator[Metric]:
+    """Model calls (`ctx.llm`) by model and outcome, their tokens, what was not metered, latency."""
+    calls = CounterMetricFamily(
+        "mission_llm_calls",
+        "Model calls by outcome: ok, refused (by the provider), unknown (cut), budget_refused",
+        labels=["model", "outcome"],
+    )
+    tokens = CounterMetricFamily("mission_llm_tokens", "Tokens of settled model calls", labels=["model", "kind"])
+    unmetered = CounterMetricFamily(
+        "mission_llm_unmetered",
+        "Cost above a call's reservation that its allocation could not hold (currency units, not charged)",
+        labels=["model"],
+    )
+    for field, value in sorted(counters.items()):
+        parts = field.split("|", 3)
+        if parts[0] != "llm" or len(parts) < 3:
+            continue
+        if parts[1] == "calls" and len(parts) == 4:
+            calls.add_metric([parts[3], parts[2]], value)
+        elif parts[1] in ("prompt_tokens", "completion_tokens"):
+            tokens.add_metric([parts[2], parts[1].removesuffix("_tokens")], value)
+        elif parts[1] == "unmetered_cents":
+            unmetered.add_metric([parts[2]], value / 100)
+    yield calls
+    yield tokens
+    yield unmetered
+    yield _histogram(
+        "mission_llm_call_seconds",
+        "Latency of model calls that reached the provider",
+        counters,
+        "llm_ms",
+        LLM_CALL_BUCKETS_MS,
+    )
 
 
 async def render(stats_of: Stats, subscriptions: int) -> bytes:

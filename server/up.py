@@ -1,16 +1,20 @@
-"""`mission-service up`: Redis (the configured one if it answers, else a local one), a worker and
-the API, in one process tree; Ctrl-C stops all of it."""
+"""`mission-service up`: Redis (the configured one if it answers, else a local one), the model
+endpoint (the configured one, else the embedded model), a worker and the API, in one process tree;
+Ctrl-C stops all of it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from config.settings import Settings
+from server import model_local
 from server.app import create_app, serve
 from server.auth import Authenticator, ExposedWithoutKeys
+from server.model_local import LocalModel
 from server.redis_local import LocalRedis, answers, stop_process
 
 
@@ -29,6 +33,24 @@ def _pick_redis(settings: Settings, data_dir: Path) -> tuple[str, LocalRedis | N
     return local.url, local
 
 
+def _pick_model(settings: Settings) -> tuple[dict[str, str], LocalModel | None]:
+    """The worker's model settings: the configured endpoint, else the embedded model, priced 0."""
+    if settings.llm_base_url is not None:
+        print(f"Model agents use {settings.llm_base_url}", flush=True)
+        return {}, None
+    if not model_local.available():
+        print("No MISSION_LLM_BASE_URL and no embedded model: model agents will fail", flush=True)
+        return {}, None
+    local = LocalModel().start()
+    prices = {name: price.model_dump(mode="json") for name, price in settings.llm_prices.items()}
+    prices[model_local.MODEL_NAME] = {"input": "0", "output": "0"}  # it runs on this machine
+    print(f"Started the embedded model ({model_local.MODEL_NAME}) at {local.base_url}, priced 0", flush=True)
+    env = {"MISSION_LLM_BASE_URL": local.base_url, "MISSION_LLM_PRICES": json.dumps(prices)}
+    if "MISSION_LLM_MODEL" not in os.environ:
+        env["MISSION_LLM_MODEL"] = model_local.MODEL_NAME
+    return env, local
+
+
 def run_everything(settings: Settings, *, host: str | None, port: int | None, data_dir: Path) -> int:
     host = host or settings.host
     try:
@@ -38,7 +60,12 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
         return 2
     redis_url, local = _pick_redis(settings, data_dir)
     settings = settings.model_copy(update={"redis_url": redis_url, "host": host})
-    env = {**os.environ, "MISSION_REDIS_URL": redis_url}
+    try:
+        model_env, model = _pick_model(settings)
+    except RuntimeError as exc:
+        print(f"The embedded model did not start ({exc}): model agents will fail", flush=True)
+        model_env, model = {}, None
+    env = {**os.environ, "MISSION_REDIS_URL": redis_url, **model_env}
     worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env)
     port = settings.port if port is None else port
     print(f"\n  Mission Control: http://{host}:{port}/\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
@@ -46,6 +73,8 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
         code = serve(create_app(settings), settings, port=port)
     finally:
         stop_process(worker, timeout=30)  # a worker finishing its jobs' bookkeeping
+        if model is not None:
+            model.stop()
         if local is not None:
             local.stop()
     return code

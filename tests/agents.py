@@ -159,3 +159,47 @@ async def introspect(ctx: AgentContext) -> dict[str, Any]:
     """Returns ``repr()`` of everything reachable from its context (see `reachable`)."""
     seen = reachable(ctx)
     return {"count": len(seen), "seen": "\n".join(seen)[:900_000]}
+
+
+async def llm_calls(ctx: AgentContext) -> dict[str, Any]:
+    """``inputs.parallel`` (default 1) concurrent model calls of ``inputs.content`` with
+    ``inputs.max_tokens`` (default 8), optional ``inputs.model`` and ``inputs.response_format``;
+    counts the calls the budget refused."""
+    from mission.errors import BudgetExceeded
+
+    started(ctx.job_id).set()
+    content = str(ctx.inputs.get("content", "Say hi"))
+    parallel = int(ctx.inputs.get("parallel", 1))
+    calls: list[dict[str, Any]] = []
+    refused = 0
+
+    async def call() -> None:
+        nonlocal refused
+        try:
+            reply = await ctx.llm.chat(
+                [{"role": "user", "content": content}],
+                model=ctx.inputs.get("model"),
+                max_tokens=int(ctx.inputs.get("max_tokens", 8)),
+                temperature=0,
+                response_format=ctx.inputs.get("response_format"),
+            )
+        except BudgetExceeded:
+            refused += 1
+            return
+        calls.append(
+            {
+                "maxTokens": reply.max_tokens,
+                "promptTokens": reply.usage.prompt_tokens,
+                "completionTokens": reply.usage.completion_tokens,
+                "cost": str(reply.usage.cost),
+                "json": reply.json,
+                "text": reply.text,
+            }
+        )
+
+    try:
+        await asyncio.gather(*(call() for _ in range(parallel)))
+    except asyncio.CancelledError:
+        cancelled(ctx.job_id).set()
+        raise
+    return {"calls": calls, "refused": refused}

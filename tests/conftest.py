@@ -24,6 +24,7 @@ from mission.records import Event
 from mission.service import MissionService
 from mission.templates import outcome_logic_hash
 from server.app import create_app
+from server.model_local import LocalModel
 from server.redis_local import LocalRedis, free_port
 from tests.common import REPO, TEST_SETTINGS, TEST_TEMPLATES
 from tests.processes import Processes, Server, start_server
@@ -35,6 +36,13 @@ __all__ = ["REPO", "TEST_SETTINGS", "TEST_TEMPLATES"]  # re-exported: tests impo
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[LocalRedis]:
     with LocalRedis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def model_server() -> Iterator[LocalModel]:
+    """The embedded model (llama.cpp serving SmolLM2-135M) on a free loopback port."""
+    with LocalModel() as server:
         yield server
 
 

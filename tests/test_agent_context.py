@@ -17,6 +17,7 @@ from workers.settings import create_worker
 
 REDIS_PASSWORD = "Redis-Pa55word-not-for-agents"
 API_KEY = "operator-key-not-for-agents-0123456789"
+PROVIDER_KEY = "sk-model-provider-key-not-for-agents-0123"
 
 
 async def test_an_agent_reaches_no_key_no_password_and_no_store() -> None:
@@ -29,6 +30,9 @@ async def test_an_agent_reaches_no_key_no_password_and_no_store() -> None:
                 **TEST_SETTINGS,
                 "redis_url": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{local.port}/0",
                 "api_keys": {API_KEY: {"tenant": "acme", "role": "operator"}},
+                # a model provider configured with a key: agents call it (ctx.llm), never see it
+                "llm_base_url": "http://127.0.0.1:9/v1",
+                "llm_api_key": PROVIDER_KEY,
             }
         )
         service = MissionService(settings)
@@ -56,4 +60,5 @@ async def test_an_agent_reaches_no_key_no_password_and_no_store() -> None:
     assert record.id in seen and "'redis':" in seen and "***" in seen  # …its mission, and the masked surface
     assert REDIS_PASSWORD not in seen
     assert API_KEY not in seen
+    assert "ModelCalls()" in seen and PROVIDER_KEY not in seen and "Bearer" not in seen
     assert "MissionStore" not in seen and "ConnectionPool" not in seen

@@ -21,7 +21,7 @@ from pydantic import Field, SecretStr
 from config.settings import DEFAULT_TEMPLATES, Settings
 from mission.agents import resolve_agent
 from mission.errors import BudgetExceeded
-from mission.models import Template
+from mission.models import LLM_AGENT, Template
 from mission.plan import build_plan, merge_config
 from mission.templates import department_stages, outcome_logic_hash, read_templates_file
 from workers.agents import (
@@ -119,12 +119,15 @@ def templates() -> dict[str, Template]:
 async def run_mission(
     template: Template, overrides: dict[str, Any] | None = None, *, app_settings: Settings | None = None
 ) -> dict[str, tuple[Any, MeterStore, Decimal]]:
-    """Every agent of a template in stage order with its planned allocation: role → (output, meter, allocated)."""
+    """Every computing agent of a template in stage order with its planned allocation: role → (output,
+    meter, allocated). Model agents (`"agent": "llm"`) need a model server: tests/test_llm.py runs them."""
     config = merge_config(template, overrides, max_inputs_bytes=64 * 1024)
     plan = build_plan(template, config)
     config_json = config.model_dump(mode="json")
     results: dict[str, tuple[Any, MeterStore, Decimal]] = {}
     for job in sorted(plan.jobs, key=lambda j: j.stage):
+        if job.agent == LLM_AGENT:
+            continue
         allocated = Decimal(job.allocated_cents) / 100
         ctx, store = make_ctx(
             inputs=config_json["inputs"],
@@ -658,7 +661,7 @@ async def test_fair_value_end_to_end() -> None:
 
 
 def every_agent() -> list[str]:
-    return sorted({a.agent for t in read_templates_file(TEMPLATES_FILE) for a in t.squad})
+    return sorted({a.agent for t in read_templates_file(TEMPLATES_FILE) for a in t.squad} - {LLM_AGENT})
 
 
 @pytest.mark.parametrize("ref", every_agent())
@@ -706,7 +709,7 @@ async def test_default_inputs_fit_every_allocation(template_id: str, budget: str
     template = templates()[template_id]
     amount = template.limits.budget.min if budget == "min" else template.defaults.budget
     results = await run_mission(template, {"budget": str(amount)})
-    assert set(results) == {a.role for a in template.squad}
+    assert set(results) == {a.role for a in template.squad if a.agent != LLM_AGENT}
     for role, (output, store, allocated) in results.items():
         assert allocated > 0, f"{role} has no allocation"
         assert 0 < store.spent <= store.allocated, f"{role} spent {store.spent} of {store.allocated} cents"
@@ -747,7 +750,13 @@ def test_templates_file_loads_and_is_the_default() -> None:
 def test_templates_cover_the_seed_and_the_shapes() -> None:
     by_id = templates()
     seed = {t.id: (t.name, t.sector, t.departments, t.dependencies) for t in by_id.values()}
-    assert seed["mission_001"] == ("M&A Scout", "Wealth", ["Intelligence", "Wealth"], {"Wealth": ["Intelligence"]})
+    # the seed's departments, then the model agent's memo to the board
+    assert seed["mission_001"] == (
+        "M&A Scout",
+        "Wealth",
+        ["Intelligence", "Wealth", "Board"],
+        {"Wealth": ["Intelligence"], "Board": ["Wealth"]},
+    )
     assert seed["mission_002"] == ("Crash Protocol", "Finance", ["Security", "Finance"], {"Finance": ["Security"]})
     assert seed["mission_003"][:2] == ("Shadow Mirror", "Security")
 
@@ -774,6 +783,6 @@ def test_templates_cover_the_seed_and_the_shapes() -> None:
         return t.outcome.policy == "quorum" and t.outcome.count == 2 and len(t.squad) == 3 and not t.dependencies
 
     assert [t.id for t in by_id.values() if fan_out(t)] == ["mission_004"]
-    assert {t.id for t in by_id.values() if chain(t)} == {"mission_003", "mission_005"}
+    assert {t.id for t in by_id.values() if chain(t)} == {"mission_001", "mission_003", "mission_005"}
     assert [t.id for t in by_id.values() if quorum(t)] == ["mission_006"]
     assert [t.id for t in by_id.values() if t.sector.casefold() == "security"] == ["mission_003"]

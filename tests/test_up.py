@@ -16,7 +16,7 @@ from tests.processes import Child, service_env
 
 pytestmark = pytest.mark.timeout(120)
 
-DEPLOY = 'mutation { deployMission(templateId: "two_stage") { ... on MissionDeployed { mission { id } } } }'
+DEPLOY = 'mutation { deployMission(templateId: "%s") { ... on MissionDeployed { mission { id } } } }'
 
 
 def up(tmp_path: Path, port: int, round_: int) -> Child:
@@ -49,13 +49,22 @@ async def test_up_serves_everything_stops_cleanly_and_keeps_missions(tmp_path: P
         page = await client.get(f"{base}/graphql", headers={"accept": "text/html"})
         assert page.status_code == 200 and "graphiql" in page.text.lower()
 
-        deployed = (await client.post(f"{base}/graphql", json={"query": DEPLOY})).json()
+        deployed = (await client.post(f"{base}/graphql", json={"query": DEPLOY % "two_stage"})).json()
         mission_id = deployed["data"]["deployMission"]["mission"]["id"]
+        # model agents, answered by the embedded model `up` started (no MISSION_LLM_BASE_URL)
+        with_model = (await client.post(f"{base}/graphql", json={"query": DEPLOY % "llm_pair"})).json()
+        model_mission = with_model["data"]["deployMission"]["mission"]["id"]
 
         async def succeeded() -> bool:
             return await status_of(client, f"{base}/graphql", mission_id) == "SUCCEEDED"
 
         await eventually(succeeded, timeout=30, interval=0.1)  # the worker `up` started ran it
+
+        async def model_ran() -> bool:
+            return await status_of(client, f"{base}/graphql", model_mission) == "SUCCEEDED"
+
+        await eventually(model_ran, timeout=60, interval=0.1)
+        assert "Started the embedded model" in first.log_path.read_text()
 
         children = psutil.Process(first.pid).children(recursive=True)
         assert {"redis-server"} <= {c.name() for c in children}  # its own Redis, and a worker

@@ -116,8 +116,9 @@ async def _run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attem
         max_tries=int(job.get("max_tries") or 1),
         service=runtime.service,
         spent=from_cents(int(job.get("spent", 0))),
+        llm_spec=codec.loads(job["llm"]) if job.get("llm") else None,
     )
-    calls = WorkerCalls(store, mission_id, role, attempt, give_up_after)
+    calls = WorkerCalls(store, mission_id, role, attempt, give_up_after, runtime.models)
     until_deadline = started.remaining_ms / 1000  # Redis's clock: the worker's may be off
     job_timeout = float(job["timeout"]) if job.get("timeout") else math.inf
     key = (mission_id, role, attempt)

@@ -21,6 +21,7 @@ from mission.events import RESYNC, PubSubHub
 from mission.keys import Keys
 from mission.store import MissionStore
 from mission.supervisor import Supervisor
+from workers.models import ModelProvider
 from workers.surface import public_surface
 
 log = logging.getLogger("mission.worker")
@@ -41,6 +42,7 @@ class WorkerRuntime:
         self.service = public_surface(settings)  # what agents see of the service: no secret
         self.supervisor = Supervisor(on_fatal)
         self.hub = PubSubHub(self.redis, supervisor=self.supervisor)
+        self.models = ModelProvider(settings)  # holds the model endpoint's key: never handed to agents
         self.wake = asyncio.Event()
         self.running: dict[Attempt, asyncio.Task[Any]] = {}
         self._stopped: dict[str, float] = {}  # recently ended missions -> when (monotonic)
@@ -65,6 +67,7 @@ class WorkerRuntime:
     async def start(self, timeout: float = 30.0) -> None:
         """Start the background loops; returns once the wake and control channels are subscribed."""
         await self.hub.start()
+        await self.models.start()
         self.supervisor.spawn("wake-listener", self._listen_wake)
         self.supervisor.spawn("control-listener", self._listen_control)
         self.supervisor.spawn("heartbeat", self._renew_leases)
@@ -74,6 +77,7 @@ class WorkerRuntime:
     async def close(self) -> None:
         await self.supervisor.close()
         await self.hub.close()
+        await self.models.close()
         await self.redis.aclose(close_connection_pool=True)
 
     # --- running agents ---
