@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -19,7 +20,9 @@ def go_key(mission_id: str) -> str:
 
 
 async def wait_for_go(ctx: AgentContext, wait: float) -> None:
-    redis = Redis.from_url(ctx.settings.redis_url)
+    # Agents see no Redis URL (their context is a narrow view): this bench-only agent reads the
+    # worker's own setting from its environment, as any code in the worker process could.
+    redis = Redis.from_url(os.environ.get("MISSION_REDIS_URL", "redis://127.0.0.1:6379/0"))
     try:
         deadline = time.monotonic() + wait
         while not await redis.exists(go_key(ctx.mission_id)):
