@@ -1,5 +1,5 @@
-"""The statuses Mission Control knows, written as TypeScript (ui/src/statuses.ts) from their one
-definition in mission/models.py, so the page and the service cannot disagree. `make schema` writes
+"""The statuses and event types Mission Control knows, written as TypeScript (ui/src/statuses.ts)
+from their one definition in mission/models.py, so the page and the service cannot disagree. `make schema` writes
 the file; a test fails when the committed file is not what `render()` gives.
 
     python -m server.ui_statuses   # rewrites ui/src/statuses.ts
@@ -15,6 +15,7 @@ from mission.models import (
     TERMINAL_JOB_STATUSES,
     TERMINAL_MISSION_STATUSES,
     ApprovalState,
+    EventType,
     JobStatus,
     MissionStatus,
 )
@@ -44,6 +45,15 @@ def _terminal(constant: str, type_name: str, enum: type[StrEnum], members: froze
     ]
 
 
+def _events() -> list[str]:
+    members = "\n".join(f'  {e.name}: "{e.value}",' for e in EventType)
+    return [
+        "/** Every type of event in a mission's log. */",
+        f"export const EVENT_TYPES = {{\n{members}\n}} as const;",
+        "",
+    ]
+
+
 def render() -> str:
     """ui/src/statuses.ts as it must be."""
     lines = [
@@ -66,6 +76,7 @@ def render() -> str:
             TERMINAL_JOB_STATUSES,
             "A job in one of these has ended.",
         ),
+        *_events(),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -1,4 +1,4 @@
-"""Mission Control's statuses come from the service's own definitions: ui/src/statuses.ts is what
+"""Mission Control's statuses and event types come from the service's own definitions: ui/src/statuses.ts is what
 server/ui_statuses.py writes from mission/models.py (`make schema`), so a status added on one side
 shows on the other, or this fails. No Node needed."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from mission.models import TERMINAL_JOB_STATUSES, TERMINAL_MISSION_STATUSES, JobStatus, MissionStatus
+from mission.models import TERMINAL_JOB_STATUSES, TERMINAL_MISSION_STATUSES, EventType, JobStatus, MissionStatus
 from server.ui_statuses import TS_PATH, render
 
 
@@ -14,7 +14,7 @@ def test_committed_statuses_file_is_what_the_generator_writes() -> None:
     assert TS_PATH.read_text() == render(), "mission/models.py changed: run `make schema` (then `make ui`) and commit"
 
 
-def test_the_file_lists_every_status_and_the_terminal_ones() -> None:
+def test_the_file_lists_every_status_the_terminal_ones_and_every_event_type() -> None:
     text = render()
 
     def listed(constant: str) -> list[str]:
@@ -27,3 +27,4 @@ def test_the_file_lists_every_status_and_the_terminal_ones() -> None:
     assert set(listed("TERMINAL_MISSION_STATUSES")) == {s.value for s in TERMINAL_MISSION_STATUSES}
     assert set(listed("TERMINAL_JOB_STATUSES")) == {s.value for s in TERMINAL_JOB_STATUSES}
     assert listed("JOB_STATUSES") == [s.value for s in JobStatus]
+    assert re.findall(r'^  ([A-Z_]+): "([a-z_.]+)",$', text, re.M) == [(e.name, e.value) for e in EventType]

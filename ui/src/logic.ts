@@ -1,7 +1,7 @@
 // The page's pure logic: URL state, filters, the tracker's live list, the launch form, the flow
 // layout and the Gantt bars. No React and no network here, so Vitest tests it directly.
 import dagre from "@dagrejs/dagre";
-import { MISSION_STATUSES, TERMINAL_JOB_STATUSES, TERMINAL_MISSION_STATUSES } from "./statuses";
+import { EVENT_TYPES, MISSION_STATUSES, TERMINAL_JOB_STATUSES, TERMINAL_MISSION_STATUSES } from "./statuses";
 import type {
   DepartmentGraph,
   FieldProblem,
@@ -232,9 +232,17 @@ export function gateNote(approval: MissionApproval): string {
   }
 }
 
+const GATE_EVENTS: ReadonlySet<string> = new Set([
+  EVENT_TYPES.APPROVAL_REQUESTED,
+  EVENT_TYPES.APPROVAL_GRANTED,
+  EVENT_TYPES.APPROVAL_REJECTED,
+  EVENT_TYPES.APPROVAL_TIMED_OUT,
+  EVENT_TYPES.JOB_AWAITING_APPROVAL,
+]);
+
 /** The event types the log marks as the gate's. */
 export function isApprovalEvent(type: string): boolean {
-  return type.startsWith("approval.") || type === "job.awaiting_approval";
+  return GATE_EVENTS.has(type);
 }
 
 // --- Launch Configuration Modal ---
@@ -378,13 +386,13 @@ export interface Bar {
   outcome: string; // RUNNING, SUCCEEDED, FAILED, RETRYING, QUEUED (requeued), CANCELLED, EXPIRED
 }
 
-const ENDS_A_RUN = new Set([
-  "job.succeeded",
-  "job.failed",
-  "job.retrying",
-  "job.requeued",
-  "job.cancelled",
-  "job.expired",
+const ENDS_A_RUN: ReadonlySet<string> = new Set([
+  EVENT_TYPES.JOB_SUCCEEDED,
+  EVENT_TYPES.JOB_FAILED,
+  EVENT_TYPES.JOB_RETRYING,
+  EVENT_TYPES.JOB_REQUEUED,
+  EVENT_TYPES.JOB_CANCELLED,
+  EVENT_TYPES.JOB_EXPIRED,
 ]);
 
 function attemptOf(data: unknown): number {
@@ -402,7 +410,7 @@ export function ganttBars(events: MissionEvent[]): Bar[] {
   for (const e of events) {
     if (!e.jobId) continue;
     const at = Date.parse(e.at);
-    if (e.type === "job.started") {
+    if (e.type === EVENT_TYPES.JOB_STARTED) {
       const bar: Bar = {
         jobId: e.jobId,
         role: e.jobId.slice(e.jobId.lastIndexOf(":") + 1),
