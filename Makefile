@@ -43,8 +43,9 @@ bench: $(STAMP) $(CELERY_VENV)/.installed  ## benchmarks vs bare ARQ, Celery, ba
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	PYTHONPATH=. $(BIN)/python -m bench.run $(BENCH_ARGS)
 
-schema: $(STAMP)  ## write schema.graphql (the committed SDL) from the code
+schema: $(STAMP)  ## write schema.graphql (the committed SDL) and ui/src/statuses.ts from the code
 	$(BIN)/python -c "from config.settings import Settings; from schema.schema import build_schema; print(build_schema(Settings()).as_str())" > schema.graphql
+	$(BIN)/python -m server.ui_statuses
 
 ui:  ## rebuild Mission Control (ui/ -> server/static/ui/) from the pinned npm packages; needs Node
 	cd ui && npm ci --no-audit --no-fund && npm run build

@@ -35,7 +35,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 DEPLOY = """mutation ($t: ID!, $config: MissionConfigInput) { deployMission(templateId: $t, config: $config) {
   __typename ... on MissionDeployed { mission { id } } } }"""
 CANCEL = "mutation ($id: ID!) { cancelMission(id: $id) { __typename } }"
-EVENTS = "subscription ($id: ID!) { missionEvents(missionId: $id) { seq } }"
+EVENTS = "subscription ($id: ID!) { missionEvents(missionId: $id) { seq type } }"
 PROTOCOL: Subprotocol = Subprotocol("graphql-transport-ws")
 
 
@@ -59,8 +59,9 @@ class Api:
         mission_id: str = answer["mission"]["id"]
         return mission_id
 
-    async def wait_finished(self, mission_id: str, timeout: float = 30) -> None:
-        """Until the mission ends: its missionEvents subscription completes then."""
+    async def wait_finished(self, mission_id: str, timeout: float = 30, until: str = "") -> None:
+        """Until the mission ends (its missionEvents subscription completes then), or until an event
+        of type `until`."""
         url = self.root.replace("http", "ws", 1) + "graphql"
         async with asyncio.timeout(timeout), websockets.connect(url, subprotocols=[PROTOCOL]) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
@@ -71,6 +72,8 @@ class Api:
                 if message["type"] == "error":
                     raise RuntimeError(f"missionEvents {mission_id}: {message}")
                 if message["type"] == "complete":
+                    return
+                if until and message["type"] == "next" and message["payload"]["data"]["missionEvents"]["type"] == until:
                     return
 
 
@@ -105,7 +108,7 @@ async def populate(api: Api, worker: MissionWorker | None) -> str:
     flow = await api.deploy("mission_003")  # Shadow Mirror: three stages, a fan-out in the middle
     done = [flow]
     for template, config in (
-        ("mission_002", {"budget": "5000"}),
+        ("mission_002", {"budget": "900", "risk": {"level": "medium"}}),  # no gate: runs to its end
         ("mission_001", {}),
         ("mission_004", {}),
         ("mission_006", {}),
@@ -113,6 +116,8 @@ async def populate(api: Api, worker: MissionWorker | None) -> str:
         done.append(await api.deploy(template, **config))
     for mission_id in done:
         await api.wait_finished(mission_id)
+    gated = await api.deploy("mission_002", budget="5000")  # above 1000: Finance waits for a decision
+    await api.wait_finished(gated, until="approval.requested")
     if worker is not None:  # with no worker, the next missions wait in the queue
         await worker.close()
     await api.deploy("mission_005")
@@ -129,7 +134,7 @@ async def shoot(root: str, worker: MissionWorker | None, out: Path) -> list[Path
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 800})
             await page.goto(root)
-            await expect(page.get_by_role("list", name="Missions").get_by_role("listitem")).to_have_count(7)
+            await expect(page.get_by_role("list", name="Missions").get_by_role("listitem")).to_have_count(8)
             written.append(await element(page, "section.library", out / "library.png"))
             written.append(await element(page, "section.tracker", out / "tracker.png"))
 
@@ -151,7 +156,7 @@ async def shoot(root: str, worker: MissionWorker | None, out: Path) -> list[Path
 
             phone = await browser.new_page(viewport={"width": 390, "height": 844})
             await phone.goto(root)
-            await expect(phone.get_by_role("list", name="Missions").get_by_role("listitem")).to_have_count(7)
+            await expect(phone.get_by_role("list", name="Missions").get_by_role("listitem")).to_have_count(8)
             path = out / "phone.png"
             await phone.screenshot(path=path)
             written.append(path)

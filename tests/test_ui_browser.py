@@ -30,7 +30,7 @@ SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "mission
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
-DEPLOY = """mutation ($t: ID!) { deployMission(templateId: $t) {
+DEPLOY = """mutation ($t: ID!, $config: MissionConfigInput) { deployMission(templateId: $t, config: $config) {
   __typename ... on MissionDeployed { mission { id } } } }"""
 MISSION = "query ($id: ID!) { mission(id: $id) { status eventCount } }"
 COUNT = "{ missions { totalCount } }"
@@ -90,8 +90,10 @@ async def call(http: httpx.AsyncClient, api: RunningApi, query: str, key: str = 
     return body["data"]
 
 
-async def deploy(http: httpx.AsyncClient, api: RunningApi, template: str, key: str = "") -> str:
-    answer = (await call(http, api, DEPLOY, key, t=template))["deployMission"]
+async def deploy(
+    http: httpx.AsyncClient, api: RunningApi, template: str, key: str = "", config: dict[str, Any] | None = None
+) -> str:
+    answer = (await call(http, api, DEPLOY, key, t=template, config=config))["deployMission"]
     assert answer["__typename"] == "MissionDeployed", answer
     mission_id: str = answer["mission"]["id"]
     return mission_id
@@ -174,6 +176,12 @@ async def test_launch_shows_the_budget_problem_then_deploys_once_and_the_flow_su
     await dialog.get_by_role("button", name="Deploy").dblclick()  # one dialog, one idempotency key: one mission
 
     await expect(page).to_have_url(re.compile(r"\?mission=mssn_"))
+    # A budget above 1000 gates Finance (README, "Approval gates"); with no keys anyone may decide.
+    await expect(page.get_by_role("group", name="Finance department")).to_contain_text(
+        "AWAITING_APPROVAL", timeout=20_000
+    )
+    await page.get_by_role("region", name="Approval gate").get_by_role("button", name="Approve").click()
+    await page.get_by_role("dialog", name="Approve this mission?").get_by_role("button", name="Approve mission").click()
     for department in ("Security", "Finance"):
         node = page.get_by_role("group", name=f"{department} department")
         await expect(node).to_contain_text("SUCCEEDED", timeout=20_000)
@@ -346,7 +354,8 @@ async def test_the_page_fits_desktop_and_phone(
     viewport: dict[str, int],
 ) -> None:
     await start_worker()
-    mission_id = await deploy(http, ui_api, "mission_002")
+    ungated = {"risk": {"level": "medium"}}  # and the default budget, 1000: no approval gate
+    mission_id = await deploy(http, ui_api, "mission_002", config=ungated)
     traffic = Traffic()
     page = await open_page(browser, traffic, viewport)
     overflow = "() => document.documentElement.scrollWidth - window.innerWidth"

@@ -63,6 +63,11 @@ def test_hash_inputs_are_the_same_list_in_both_languages() -> None:
     assert re.findall(r'"([^"]+)"', listed.group(1)) == INPUTS
 
 
+def test_generated_statuses_are_a_hash_input() -> None:
+    """ui/src/statuses.ts (written by `make schema`) is built into the page: a change must call for `make ui`."""
+    assert "src/statuses.ts" in source_files(UI_SRC)
+
+
 def source_hash(root: Path) -> str:
     digest = hashlib.sha256()
     for rel in source_files(root):

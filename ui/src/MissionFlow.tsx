@@ -2,29 +2,35 @@ import { Background, Handle, type Node, type NodeProps, Position, ReactFlow } fr
 import "@xyflow/react/dist/style.css";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, gql } from "./api";
+import { Gate } from "./Approval";
 import { useMedia, useNow } from "./hooks";
 import { subscribe } from "./live";
 import {
   NODE_BASE_HEIGHT,
   NODE_WIDTH,
   ROW_HEIGHT,
+  type DecisionResult,
   appendEvent,
   budgetFraction,
   formatDuration,
   ganttBars,
   ganttScale,
+  gateNote,
+  isApprovalEvent,
   isTerminal,
   jobsDone,
   layoutGraph,
   timeLeft,
 } from "./logic";
 import { CANCEL, EVENTS, MISSION } from "./queries";
-import type { Job, MissionDetail, MissionEvent } from "./types";
+import type { Job, MissionDetail, MissionEvent, MissionSummary } from "./types";
 
 type DeptData = {
   department: string;
   status: string;
   jobs: Job[];
+  gate: string; // the approval gate's note, on the departments it holds
+  gateState: string;
   selected: string;
   onSelect: (id: string) => void;
   vertical: boolean;
@@ -44,6 +50,7 @@ function DepartmentNode({ data }: NodeProps<DeptNode>) {
         <strong>{data.department}</strong>
         <span className="dept-status">{data.status}</span>
       </div>
+      {data.gate && <p className={`dept-gate gate-${data.gateState.toLowerCase()}`}>{data.gate}</p>}
       <ul>
         {data.jobs.map((job) => (
           <li key={job.id}>
@@ -86,6 +93,7 @@ export function MissionFlow({
   const [eventsEnded, setEventsEnded] = useState(false);
   const [selected, setSelected] = useState("");
   const [confirming, setConfirming] = useState(false);
+  const [notice, setNotice] = useState("");
   const now = useNow();
   const narrow = useMedia("(max-width: 600px)");
   const refreshing = useRef<{ timer: ReturnType<typeof setTimeout> | null; again: boolean }>({
@@ -151,7 +159,12 @@ export function MissionFlow({
     if (!mission) return [];
     const jobsOf: Record<string, Job[]> = {};
     for (const job of mission.jobs) (jobsOf[job.department] ??= []).push(job);
-    const counts = Object.fromEntries(Object.entries(jobsOf).map(([d, jobs]) => [d, jobs.length]));
+    const gated = new Set(mission.approval?.departments ?? []);
+    const gate = mission.approval ? gateNote(mission.approval) : "";
+    // a gated department's node has one more row: the gate's note
+    const counts = Object.fromEntries(
+      mission.graph.nodes.map((n) => [n.department, (jobsOf[n.department]?.length ?? n.roles.length) + (gated.has(n.department) ? 1 : 0)]),
+    );
     return layoutGraph(mission.graph, counts, narrow ? "TB" : "LR").map((p) => {
       const node = mission.graph.nodes.find((n) => n.department === p.department);
       return {
@@ -166,6 +179,8 @@ export function MissionFlow({
           department: p.department,
           status: node?.status ?? "WAITING",
           jobs: jobsOf[p.department] ?? [],
+          gate: gated.has(p.department) ? gate : "",
+          gateState: mission.approval?.state ?? "",
           selected,
           onSelect: setSelected,
           vertical: narrow,
@@ -176,7 +191,8 @@ export function MissionFlow({
 
   // As tall as the laid-out graph (within bounds), so a small graph leaves no empty box.
   const flowHeight = useMemo(() => {
-    const bottom = Math.max(0, ...nodes.map((n) => n.position.y + (n.data.jobs.length * ROW_HEIGHT + NODE_BASE_HEIGHT)));
+    const height = (n: DeptNode) => (n.data.jobs.length + (n.data.gate ? 1 : 0)) * ROW_HEIGHT + NODE_BASE_HEIGHT;
+    const bottom = Math.max(0, ...nodes.map((n) => n.position.y + height(n)));
     return Math.min(narrow ? 640 : 520, Math.max(300, bottom + 70));
   }, [nodes, narrow]);
 
@@ -199,6 +215,13 @@ export function MissionFlow({
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));
     }
+  };
+
+  const onDecided = (result: DecisionResult<MissionSummary>) => {
+    setError("");
+    setNotice(result.kind === "decided" || result.kind === "stale" ? result.message : "");
+    if (result.kind !== "decided" && result.kind !== "stale") setError(result.message);
+    void load();
   };
 
   const back = (
@@ -267,6 +290,16 @@ export function MissionFlow({
           </button>
         )}
       </div>
+      {mission.approval && (
+        <section className="gate-panel" aria-label="Approval gate">
+          <Gate missionId={mission.id} approval={mission.approval} canDecide={mission.canDecide} onResult={onDecided} />
+        </section>
+      )}
+      {notice && (
+        <p className="notice" role="status">
+          {notice}
+        </p>
+      )}
       {mission.failureReason && <p className="error">{mission.failureReason}</p>}
       {error && (
         <p className="error" role="alert">
@@ -305,7 +338,7 @@ export function MissionFlow({
           )}
           <ol role="log" aria-live="polite" aria-labelledby="log-title">
             {events.map((e) => (
-              <li key={e.seq}>
+              <li key={e.seq} className={isApprovalEvent(e.type) ? "approval" : undefined}>
                 <span className="seq">{e.seq}</span>
                 <time dateTime={e.at}>{new Date(e.at).toLocaleTimeString()}</time>
                 <span className="type">{e.type}</span>

@@ -1,9 +1,11 @@
 import { memo, useCallback, useEffect, useRef, useState } from "react";
 import { ApiError, gql } from "./api";
+import { Gate } from "./Approval";
 import { useClock } from "./hooks";
 import { lastMessageArrival, onLinkState, subscribe } from "./live";
-import { MISSION_STATUSES, applyUpdate, budgetFraction, isTerminal, jobsDone, timeLeft } from "./logic";
+import { type DecisionResult, applyUpdate, budgetFraction, isTerminal, jobsDone, timeLeft } from "./logic";
 import { CANCEL, MISSIONS, UPDATES } from "./queries";
+import { MISSION_STATUSES } from "./statuses";
 import type { MissionSummary, Template } from "./types";
 
 interface Page {
@@ -38,6 +40,7 @@ export function Tracker({
   });
   const [state, setState] = useState<"loading" | "ready" | "error">("loading");
   const [error, setError] = useState("");
+  const [notice, setNotice] = useState("");
   const [confirming, setConfirming] = useState<MissionSummary | null>(null);
   const filter = useRef({ status, template });
   filter.current = { status, template };
@@ -125,6 +128,26 @@ export function Tracker({
     }
   };
 
+  // A decision's answer: the mission as it is now, or why not (and a fresh list when it was stale).
+  const onDecided = useCallback(
+    (result: DecisionResult<MissionSummary>) => {
+      setError("");
+      setNotice("");
+      if (result.kind === "decided") {
+        const m = result.mission;
+        setMissions((list) => applyUpdate(list, m, filter.current, more.current));
+        setNotice(result.message);
+      } else if (result.kind === "stale") {
+        setNotice(result.message);
+        void load();
+      } else {
+        setError(result.message);
+        if (result.kind === "missing") void load();
+      }
+    },
+    [load],
+  );
+
   return (
     <section className="tracker" aria-labelledby="tracker-title">
       <div className="section-head">
@@ -162,6 +185,11 @@ export function Tracker({
           {error}
         </p>
       )}
+      {notice && !blocked && (
+        <p className="notice" role="status">
+          {notice}
+        </p>
+      )}
       {!blocked && state === "ready" && missions.length === 0 && (
         <p className="empty">
           {status || template ? "No mission matches these filters." : "No mission yet: launch one from the library."}
@@ -180,6 +208,7 @@ export function Tracker({
                 canOperate={canOperate}
                 onOpen={onOpen}
                 onCancel={setConfirming}
+                onDecided={onDecided}
               />
             ))}
           </ul>
@@ -200,17 +229,24 @@ const MissionRow = memo(function MissionRow({
   canOperate,
   onOpen,
   onCancel,
+  onDecided,
 }: {
   mission: MissionSummary;
   canOperate: boolean;
   onOpen: (id: string) => void;
   onCancel: (m: MissionSummary) => void;
+  onDecided: (result: DecisionResult<MissionSummary>) => void;
 }) {
   const { done, total } = jobsDone(m.jobs);
   const fraction = budgetFraction(m.budget.spent, m.budget.allocated);
   const name = m.template?.name ?? m.templateId;
+  const gate = m.approval && m.approval.state !== "NOT_REACHED" ? m.approval : null;
   return (
-    <li className={`mission status-${m.status.toLowerCase()}`} aria-label={`${name} ${m.id}`} data-mission-id={m.id}>
+    <li
+      className={`mission status-${m.status.toLowerCase()}${gate ? " gated" : ""}`}
+      aria-label={`${name} ${m.id}`}
+      data-mission-id={m.id}
+    >
       <a
         className="name"
         href={`?mission=${encodeURIComponent(m.id)}`}
@@ -251,6 +287,7 @@ const MissionRow = memo(function MissionRow({
           </button>
         )}
       </span>
+      {gate && <Gate missionId={m.id} approval={gate} canDecide={m.canDecide} onResult={onDecided} />}
     </li>
   );
 });

@@ -2,11 +2,18 @@ import { describe, expect, it } from "vitest";
 import {
   appendEvent,
   applyUpdate,
+  awaitsDecision,
   budgetFraction,
+  decisionProblem,
+  decisionResult,
   filterTemplates,
   formDefaults,
   formatDuration,
   ganttBars,
+  gateNote,
+  gateText,
+  isApprovalEvent,
+  isTerminal,
   jobsDone,
   layoutGraph,
   problemsByField,
@@ -16,7 +23,8 @@ import {
   toConfig,
   writeUrl,
 } from "./logic";
-import type { MissionEvent, MissionSummary, Template } from "./types";
+import { JOB_STATUSES, MISSION_STATUSES } from "./statuses";
+import type { MissionApproval, MissionEvent, MissionSummary, Template } from "./types";
 
 const template = (id: string, name: string, sector: string, departments: string[]): Template => ({
   id,
@@ -46,6 +54,21 @@ const mission = (id: string, createdAt: string, status = "RUNNING", templateId =
   budget: { allocated: "100.00", spent: "0.00", remaining: "100.00" },
   template: { name: "Crash Protocol" },
   jobs: [],
+  approval: null,
+  canDecide: false,
+});
+
+const gate = (patch: Partial<MissionApproval> = {}): MissionApproval => ({
+  state: "PENDING",
+  departments: ["Finance"],
+  onTimeout: "reject",
+  requestedAt: "2026-01-01T00:00:00Z",
+  deadline: "2026-01-01T00:05:00Z",
+  decidedAt: null,
+  decidedBy: null,
+  comment: null,
+  approved: null,
+  ...patch,
 });
 
 const event = (seq: number, type: string, jobId: string | null, at: number, status = "RUNNING", data: unknown = null) =>
@@ -220,5 +243,77 @@ describe("flow", () => {
       ["flaky", 2, 30, 50, "SUCCEEDED"],
       ["next", 1, 60, null, "RUNNING"],
     ]);
+  });
+});
+
+describe("statuses", () => {
+  it("come from the service's definitions, approval included", () => {
+    expect(MISSION_STATUSES).toContain("AWAITING_APPROVAL");
+    expect(JOB_STATUSES).toContain("AWAITING_APPROVAL");
+    expect(isTerminal("AWAITING_APPROVAL")).toBe(false);
+    expect(isTerminal("EXPIRED")).toBe(true);
+    expect(readUrl("?status=AWAITING_APPROVAL").status).toBe("AWAITING_APPROVAL");
+  });
+});
+
+describe("approval gate", () => {
+  const now = Date.parse("2026-01-01T00:01:00Z");
+
+  it("says who waits, how long, and what the timeout decides", () => {
+    expect(gateText(gate(), now)).toBe("Finance waits for a decision: 4m 00s left, then rejected");
+    expect(gateText(gate({ onTimeout: "approve", departments: ["A", "B"] }), now)).toBe(
+      "A, B wait for a decision: 4m 00s left, then approved",
+    );
+    expect(gateText(gate(), Date.parse("2026-01-01T00:06:00Z"))).toBe(
+      "Finance waits for a decision: its timeout decides now",
+    );
+    expect(awaitsDecision({ approval: gate() })).toBe(true);
+    expect(awaitsDecision({ approval: null })).toBe(false);
+  });
+
+  it("says the decision once taken: who, and what they said", () => {
+    const approved = gate({ state: "APPROVED", decidedBy: "key-7", comment: "exposure checked", approved: true });
+    expect(gateText(approved, now)).toBe("Approved by key-7: “exposure checked”");
+    expect(gateText(gate({ state: "REJECTED", decidedBy: "key-7", comment: "too risky" }), now)).toBe(
+      "Rejected by key-7: “too risky”",
+    );
+    expect(gateText(gate({ state: "TIMED_OUT", approved: false }), now)).toBe(
+      "No decision in time: rejected by the timeout",
+    );
+    expect(gateNote(approved)).toBe("Approved by key-7");
+    expect(gateNote(gate())).toBe("Awaits approval");
+    expect(awaitsDecision({ approval: approved })).toBe(false);
+  });
+
+  it("refuses a rejection without a reason, not an approval without a comment", () => {
+    expect(decisionProblem("reject", "  ")).not.toBe("");
+    expect(decisionProblem("reject", "too risky")).toBe("");
+    expect(decisionProblem("approve", "")).toBe("");
+  });
+
+  it("turns every answer into what the page does", () => {
+    const m = mission("m1", "2026-01-01T00:00:00Z", "RUNNING");
+    expect(decisionResult({ __typename: "MissionApproved", mission: m }, "m1")).toMatchObject({
+      kind: "decided",
+      mission: m,
+    });
+    expect(decisionResult({ __typename: "MissionRejected", mission: m }, "m1").kind).toBe("decided");
+    const stale = decisionResult({ __typename: "NotAwaitingApproval", message: "x", state: "TIMED_OUT" }, "m1");
+    expect(stale.kind).toBe("stale");
+    expect(stale.message).toMatch(/someone else or the timeout decided first/);
+    expect(stale.message).toContain("TIMED_OUT");
+    expect(decisionResult({ __typename: "ApprovalDenied", message: "you deployed it" }, "m1")).toEqual({
+      kind: "denied",
+      message: "you deployed it",
+    });
+    const missing = decisionResult({ __typename: "MissionNotFound", message: "gone" }, "m1");
+    expect(missing.kind).toBe("missing");
+    expect(missing.message).toContain("No mission m1");
+  });
+
+  it("marks the gate's events in the log", () => {
+    expect(isApprovalEvent("approval.granted")).toBe(true);
+    expect(isApprovalEvent("job.awaiting_approval")).toBe(true);
+    expect(isApprovalEvent("job.started")).toBe(false);
   });
 });

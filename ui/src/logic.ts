@@ -1,13 +1,18 @@
 // The page's pure logic: URL state, filters, the tracker's live list, the launch form, the flow
 // layout and the Gantt bars. No React and no network here, so Vitest tests it directly.
 import dagre from "@dagrejs/dagre";
-import type { DepartmentGraph, FieldProblem, JobStatus, MissionEvent, MissionSummary, Template } from "./types";
+import { EVENT_TYPES, MISSION_STATUSES, TERMINAL_JOB_STATUSES, TERMINAL_MISSION_STATUSES } from "./statuses";
+import type {
+  DepartmentGraph,
+  FieldProblem,
+  JobStatus,
+  MissionApproval,
+  MissionEvent,
+  MissionSummary,
+  Template,
+} from "./types";
 
-export const TERMINAL_MISSION = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED"]);
-export const TERMINAL_JOB = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "EXPIRED"]);
-export const MISSION_STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED"];
-
-export const isTerminal = (status: string): boolean => TERMINAL_MISSION.has(status);
+export const isTerminal = (status: string): boolean => TERMINAL_MISSION_STATUSES.has(status);
 
 // --- URL state: filters and the open mission survive a reload and travel in a shared link ---
 
@@ -25,7 +30,7 @@ export function readUrl(search: string): UrlState {
   const params = new URLSearchParams(search);
   const state = { sector: "", q: "", status: "", template: "", mission: "" };
   for (const key of URL_KEYS) state[key] = params.get(key) ?? "";
-  if (state.status && !MISSION_STATUSES.includes(state.status)) state.status = "";
+  if (state.status && !(MISSION_STATUSES as readonly string[]).includes(state.status)) state.status = "";
   return state;
 }
 
@@ -121,7 +126,123 @@ export function timeLeft(deadline: string, status: string, now: number): string 
 }
 
 export function jobsDone(jobs: { status: JobStatus }[]): { done: number; total: number } {
-  return { done: jobs.filter((j) => TERMINAL_JOB.has(j.status)).length, total: jobs.length };
+  return { done: jobs.filter((j) => TERMINAL_JOB_STATUSES.has(j.status)).length, total: jobs.length };
+}
+
+// --- Approval gates ---
+
+/** Whether the gate waits for a person now (the mission is AWAITING_APPROVAL). */
+export function awaitsDecision(m: { approval: MissionApproval | null }): boolean {
+  return m.approval?.state === "PENDING";
+}
+
+function listed(departments: string[]): string {
+  return departments.join(", ") || "the gated departments";
+}
+
+/** One line about the gate: who waits and for how long, or the decision once taken. */
+export function gateText(approval: MissionApproval, now: number): string {
+  const who = listed(approval.departments);
+  const by = (verb: string) => `${verb} by ${approval.decidedBy ?? "the timeout"}`;
+  const said = approval.comment ? `: “${approval.comment}”` : "";
+  switch (approval.state) {
+    case "NOT_REACHED":
+      return `${who}: a decision will be needed once upstream succeeds`;
+    case "PENDING": {
+      const waits = `${who} ${approval.departments.length > 1 ? "wait" : "waits"} for a decision`;
+      const left = approval.deadline ? (Date.parse(approval.deadline) - now) / 1000 : Number.NaN;
+      if (Number.isNaN(left)) return waits;
+      const then = approval.onTimeout === "approve" ? "approved" : "rejected";
+      return left <= 0 ? `${waits}: its timeout decides now` : `${waits}: ${formatSeconds(left)} left, then ${then}`;
+    }
+    case "APPROVED":
+      return `${by("Approved")}${said}`;
+    case "REJECTED":
+      return `${by("Rejected")}${said}`;
+    case "TIMED_OUT":
+      return `No decision in time: ${approval.approved ? "approved" : "rejected"} by the timeout`;
+    case "WITHDRAWN":
+      return "Withdrawn: the mission ended before a decision";
+    default:
+      return approval.state;
+  }
+}
+
+export type Decision = "approve" | "reject";
+
+/** What the person typed, refused before sending when a reject has no reason. */
+export function decisionProblem(decision: Decision, text: string): string {
+  return decision === "reject" && !text.trim() ? "Say why: a rejection needs a reason." : "";
+}
+
+export interface DecisionAnswer<M> {
+  __typename: string;
+  mission?: M;
+  message?: string;
+  state?: string;
+}
+
+/** What the page does with an answer to approveMission / rejectMission: show the mission as it is
+ * now (decided), read it again because someone else or the timeout decided first (stale), or say
+ * why not (denied, missing). */
+export type DecisionResult<M> =
+  | { kind: "decided"; mission: M; message: string }
+  | { kind: "stale" | "denied" | "missing"; message: string };
+
+export function decisionResult<M>(answer: DecisionAnswer<M>, missionId: string): DecisionResult<M> {
+  switch (answer.__typename) {
+    case "MissionApproved":
+    case "MissionRejected":
+      if (answer.mission) {
+        const what = answer.__typename === "MissionApproved" ? "Approved: the gated departments run now." : "Rejected: the gated departments are skipped.";
+        return { kind: "decided", mission: answer.mission, message: what };
+      }
+      break;
+    case "NotAwaitingApproval": {
+      const state = answer.state ? ` (${answer.state})` : "";
+      return {
+        kind: "stale",
+        message: `Not awaiting a decision any more${state}: someone else or the timeout decided first. Shown as it is now.`,
+      };
+    }
+    case "ApprovalDenied":
+      return { kind: "denied", message: answer.message || "You may not decide this approval." };
+    case "MissionNotFound":
+      return { kind: "missing", message: `No mission ${missionId} (or it belongs to another tenant).` };
+  }
+  return { kind: "denied", message: answer.message || `Unexpected answer: ${answer.__typename}` };
+}
+
+/** The short note on a gated department's node in the flow. */
+export function gateNote(approval: MissionApproval): string {
+  const by = approval.decidedBy ?? "the timeout";
+  switch (approval.state) {
+    case "PENDING":
+      return "Awaits approval";
+    case "APPROVED":
+      return `Approved by ${by}`;
+    case "REJECTED":
+      return `Rejected by ${by}`;
+    case "TIMED_OUT":
+      return `Timed out: ${approval.approved ? "approved" : "rejected"}`;
+    case "WITHDRAWN":
+      return "Gate withdrawn";
+    default:
+      return "Approval gate";
+  }
+}
+
+const GATE_EVENTS: ReadonlySet<string> = new Set([
+  EVENT_TYPES.APPROVAL_REQUESTED,
+  EVENT_TYPES.APPROVAL_GRANTED,
+  EVENT_TYPES.APPROVAL_REJECTED,
+  EVENT_TYPES.APPROVAL_TIMED_OUT,
+  EVENT_TYPES.JOB_AWAITING_APPROVAL,
+]);
+
+/** The event types the log marks as the gate's. */
+export function isApprovalEvent(type: string): boolean {
+  return GATE_EVENTS.has(type);
 }
 
 // --- Launch Configuration Modal ---
@@ -265,13 +386,13 @@ export interface Bar {
   outcome: string; // RUNNING, SUCCEEDED, FAILED, RETRYING, QUEUED (requeued), CANCELLED, EXPIRED
 }
 
-const ENDS_A_RUN = new Set([
-  "job.succeeded",
-  "job.failed",
-  "job.retrying",
-  "job.requeued",
-  "job.cancelled",
-  "job.expired",
+const ENDS_A_RUN: ReadonlySet<string> = new Set([
+  EVENT_TYPES.JOB_SUCCEEDED,
+  EVENT_TYPES.JOB_FAILED,
+  EVENT_TYPES.JOB_RETRYING,
+  EVENT_TYPES.JOB_REQUEUED,
+  EVENT_TYPES.JOB_CANCELLED,
+  EVENT_TYPES.JOB_EXPIRED,
 ]);
 
 function attemptOf(data: unknown): number {
@@ -289,7 +410,7 @@ export function ganttBars(events: MissionEvent[]): Bar[] {
   for (const e of events) {
     if (!e.jobId) continue;
     const at = Date.parse(e.at);
-    if (e.type === "job.started") {
+    if (e.type === EVENT_TYPES.JOB_STARTED) {
       const bar: Bar = {
         jobId: e.jobId,
         role: e.jobId.slice(e.jobId.lastIndexOf(":") + 1),

@@ -30,8 +30,11 @@ export const DEPLOY = `mutation Deploy($templateId: ID!, $config: MissionConfigI
   }
 }`;
 
+const APPROVAL = `canDecide
+  approval { state departments onTimeout requestedAt deadline decidedAt decidedBy comment approved }`;
+
 const SUMMARY = `id templateId status createdAt deadline finishedAt failureReason
-  budget { allocated spent remaining } template { name } jobs { status }`;
+  budget { allocated spent remaining } template { name } jobs { status } ${APPROVAL}`;
 
 export const MISSIONS = `query Missions($status: MissionStatus, $templateId: ID, $after: String) {
   missions(status: $status, templateId: $templateId, first: 20, after: $after) {
@@ -54,7 +57,7 @@ export const CANCEL = `mutation Cancel($id: ID!) {
 export const MISSION = `query Mission($id: ID!) {
   mission(id: $id) {
     id templateId status createdAt deadline finishedAt failureReason
-    budget { allocated spent remaining } template { name }
+    budget { allocated spent remaining } template { name } ${APPROVAL}
     config { budget ttl risk { level maxDrawdown } inputs }
     jobs {
       id department role agent status attempts progress message startedAt finishedAt error output
@@ -66,4 +69,24 @@ export const MISSION = `query Mission($id: ID!) {
 
 export const EVENTS = `subscription Events($missionId: ID!, $afterSeq: Int) {
   missionEvents(missionId: $missionId, afterSeq: $afterSeq) { seq missionId type status jobId at message data }
+}`;
+
+// Both answer with the mission as the tracker lists it; the flow view reads it again.
+const DECISION_ANSWERS = `
+    ... on MissionNotFound { message }
+    ... on NotAwaitingApproval { message state }
+    ... on ApprovalDenied { message }`;
+
+export const APPROVE = `mutation Approve($id: ID!, $comment: String) {
+  approveMission(id: $id, comment: $comment) {
+    __typename
+    ... on MissionApproved { mission { ${SUMMARY} } }${DECISION_ANSWERS}
+  }
+}`;
+
+export const REJECT = `mutation Reject($id: ID!, $reason: String!) {
+  rejectMission(id: $id, reason: $reason) {
+    __typename
+    ... on MissionRejected { mission { ${SUMMARY} } }${DECISION_ANSWERS}
+  }
 }`;

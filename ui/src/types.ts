@@ -1,24 +1,8 @@
 // The shapes the page reads from the API (see schema.graphql at the repository's root).
 
-export type MissionStatus =
-  | "QUEUED"
-  | "RUNNING"
-  | "AWAITING_APPROVAL"
-  | "SUCCEEDED"
-  | "FAILED"
-  | "CANCELLED"
-  | "EXPIRED";
+import type { ApprovalState, JobStatus, MissionStatus } from "./statuses";
 
-export type JobStatus =
-  | "WAITING"
-  | "QUEUED"
-  | "RUNNING"
-  | "RETRYING"
-  | "SUCCEEDED"
-  | "FAILED"
-  | "CANCELLED"
-  | "SKIPPED"
-  | "EXPIRED";
+export type { ApprovalState, JobStatus, MissionStatus };
 
 export interface Risk {
   level: string;
@@ -53,6 +37,21 @@ export interface MissionSummary {
   budget: Budget;
   template: { name: string } | null;
   jobs: { status: JobStatus }[];
+  approval: MissionApproval | null;
+  canDecide: boolean;
+}
+
+/** A mission's approval gate and, once taken, its decision. */
+export interface MissionApproval {
+  state: ApprovalState;
+  departments: string[];
+  onTimeout: string;
+  requestedAt: string | null;
+  deadline: string | null;
+  decidedAt: string | null;
+  decidedBy: string | null;
+  comment: string | null;
+  approved: boolean | null;
 }
 
 export interface Job {
