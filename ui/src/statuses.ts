@@ -31,6 +31,7 @@ export const EVENT_TYPES = {
   JOB_STARTED: "job.started",
   JOB_SPENT: "job.spent",
   JOB_PROGRESS: "job.progress",
+  JOB_LLM_CALL: "job.llm_call",
   JOB_SUCCEEDED: "job.succeeded",
   JOB_RETRYING: "job.retrying",
   JOB_REQUEUED: "job.requeued",
