@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 
 from config.settings import Settings
 from server import model_local
@@ -51,6 +53,16 @@ def _pick_model(settings: Settings) -> tuple[dict[str, str], LocalModel | None]:
     return env, local
 
 
+class Terminated(Exception):
+    """SIGTERM: stop everything as Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # uvicorn handles SIGTERM while it serves, then raises it again once shut down: this handler
+    # turns it (then, or during start-up) into an exception, so the children are stopped too.
+    raise Terminated
+
+
 def run_everything(settings: Settings, *, host: str | None, port: int | None, data_dir: Path) -> int:
     host = host or settings.host
     try:
@@ -58,23 +70,33 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
     except ExposedWithoutKeys as exc:
         print(f"mission-service: {exc}", file=sys.stderr)
         return 2
-    redis_url, local = _pick_redis(settings, data_dir)
-    settings = settings.model_copy(update={"redis_url": redis_url, "host": host})
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    local: LocalRedis | None = None
+    model: LocalModel | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    code = 0
     try:
-        model_env, model = _pick_model(settings)
-    except RuntimeError as exc:
-        print(f"The embedded model did not start ({exc}): model agents will fail", flush=True)
-        model_env, model = {}, None
-    env = {**os.environ, "MISSION_REDIS_URL": redis_url, **model_env}
-    worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env)
-    port = settings.port if port is None else port
-    print(f"\n  Mission Control: http://{host}:{port}/\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
-    try:
+        redis_url, local = _pick_redis(settings, data_dir)
+        settings = settings.model_copy(update={"redis_url": redis_url, "host": host})
+        try:
+            model_env, model = _pick_model(settings)
+        except RuntimeError as exc:
+            print(f"The embedded model did not start ({exc}): model agents will fail", flush=True)
+            model_env, model = {}, None
+        env = {**os.environ, "MISSION_REDIS_URL": redis_url, **model_env}
+        worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env)
+        port = settings.port if port is None else port
+        print(f"\n  Mission Control: http://{host}:{port}/\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
         code = serve(create_app(settings), settings, port=port)
+    except Terminated:
+        pass
     finally:
-        stop_process(worker, timeout=30)  # a worker finishing its jobs' bookkeeping
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping: a second SIGTERM must not cut it short
+        if worker is not None:
+            stop_process(worker, timeout=30)  # a worker finishing its jobs' bookkeeping
         if model is not None:
             model.stop()
         if local is not None:
             local.stop()
+        signal.signal(signal.SIGTERM, previous)
     return code

@@ -78,6 +78,10 @@ async def test_up_serves_everything_stops_cleanly_and_keeps_missions(tmp_path: P
         try:
             await eventually(ready, timeout=60, interval=0.1)
             assert await status_of(client, f"{base}/graphql", mission_id) == "SUCCEEDED"
+            children = psutil.Process(second.pid).children(recursive=True)
+            assert {"redis-server"} <= {c.name() for c in children}
         finally:
-            os.kill(second.pid, signal.SIGINT)
-            second.process.wait(30)
+            os.kill(second.pid, signal.SIGTERM)  # a service manager's stop: the same clean end
+            assert second.process.wait(30) == 0
+        _, alive = psutil.wait_procs(children, timeout=15)
+        assert alive == []
