@@ -102,4 +102,6 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     if level.upper() != "DEBUG":
-        logging.getLogger("arq.worker").setLevel(logging.WARNING)  # a line per job; our own lines say more
+        # a line per job, per HTTP request (model calls, health polls, the CLI's requests): our own say more
+        for noisy in ("arq.worker", "httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
