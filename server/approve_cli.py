@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from config.settings import Settings
-from server.deploy_cli import ApiError, _post
+from server.deploy_cli import ApiError, post_graphql
 
 APPROVE = """
 mutation Approve($id: ID!, $comment: String) {
@@ -78,7 +78,7 @@ async def _decide(url: str, key: str | None, verb: str, mission_id: str, comment
     else:
         query, variables, field = REJECT, {"id": mission_id, "reason": comment}, "rejectMission"
     async with httpx.AsyncClient(timeout=15, headers=headers) as client:
-        result = (await _post(client, url, query, variables))[field]
+        result = (await post_graphql(client, url, query, variables))[field]
     if result["__typename"] not in ("MissionApproved", "MissionRejected"):
         print(result["message"], file=sys.stderr)
         return 1

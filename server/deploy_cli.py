@@ -170,7 +170,7 @@ def _hint(watch: Watch) -> str:
     return f"mission {watch.mission_id} keeps running.\n  watch it again: {watch.resume}\n  cancel it:      {curl}"
 
 
-async def _post(client: httpx.AsyncClient, url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+async def post_graphql(client: httpx.AsyncClient, url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     try:
         response = await client.post(url, json={"query": query, "variables": variables})
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -200,7 +200,7 @@ async def _deploy(args: argparse.Namespace, watch: Watch) -> int:
     variables = {"templateId": args.template, "config": config or None, "key": args.idempotency_key}
     headers = {"authorization": f"Bearer {watch.api_key}"} if watch.api_key else {}
     async with httpx.AsyncClient(timeout=15, headers=headers) as client:
-        result = (await _post(client, watch.url, DEPLOY, variables))["deployMission"]
+        result = (await post_graphql(client, watch.url, DEPLOY, variables))["deployMission"]
         if result["__typename"] != "MissionDeployed":
             print(result["message"], file=sys.stderr)
             for problem in result.get("problems", []):
@@ -222,7 +222,7 @@ async def _deploy(args: argparse.Namespace, watch: Watch) -> int:
             return 0
         print(flush=True)
         await _stream(watch)
-        summary = (await _post(client, watch.url, SUMMARY, {"id": watch.mission_id}))["mission"]
+        summary = (await post_graphql(client, watch.url, SUMMARY, {"id": watch.mission_id}))["mission"]
     return _print_summary(watch, summary)
 
 
