@@ -8,7 +8,6 @@ Tests marked xfail expose bugs or doubts (see their reasons)."""
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import websockets
 from config.settings import ApiKeyGrant, Settings
 from mission.models import MissionStatus
 from mission.service import MissionService
-from tests.conftest import TEST_TEMPLATES, RunningApi, eventually, serve_api
+from tests.conftest import TEST_TEMPLATE_IDS, RunningApi, eventually, serve_api
 from tests.gql import CANCEL, DEPLOY, LEGACY_WS, TRANSPORT_WS, WsClient
 
 pytestmark = pytest.mark.timeout(30)
@@ -75,8 +74,6 @@ APPROVE = "mutation($id: ID!) { approveMission(id: $id) { __typename } }"
 REJECT = 'mutation($id: ID!) { rejectMission(id: $id, reason: "no") { __typename } }'
 EVENTS = "subscription($id: ID!) { missionEvents(missionId: $id) { seq missionId type } }"
 UPDATES = "subscription { missionUpdates { id status } }"
-
-TEST_TEMPLATE_IDS = [t["id"] for t in json.loads(TEST_TEMPLATES.read_text())["templates"]]
 
 
 def random_id() -> str:
