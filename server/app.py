@@ -46,6 +46,7 @@ from server.graphiql import STATIC_DIR, STATIC_URL, graphiql_html
 from server.limits import BodyLimit
 from server.media import GRAPHQL_RESPONSE, JSON, SUPPORTED, negotiate, request_error_status
 from server.metrics import CONTENT_TYPE, now_ms, render
+from server.multiplex import Multiplexer
 from server.websockets import LegacyWSHandler, TransportWSHandler
 
 log = logging.getLogger("mission.api")
@@ -82,6 +83,7 @@ class Resources:
     hub: PubSubHub
     deploy_limiter: RateLimiter
     supervisor: Supervisor
+    multiplexer: Multiplexer | None  # shared subscriptions (None when `share_subscriptions` is off)
 
 
 class MissionGraphQL(GraphQL[Context, None]):
@@ -90,9 +92,13 @@ class MissionGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, *args: Any, auth: Authenticator, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, auth: Authenticator, share: bool = True, max_tokens: int = 2_000, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.auth = auth
+        # identical subscriptions of one visibility share one execution (see server/multiplex.py)
+        self.multiplexer = Multiplexer(self.schema, max_tokens=max_tokens) if share else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -284,12 +290,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
             redis, service.keys, "deploy", settings.deploy_rate_limit, settings.deploy_rate_window_seconds
         )
         resources = Resources(
-            settings=settings, service=service, hub=hub, deploy_limiter=limiter, supervisor=supervisor
+            settings=settings,
+            service=service,
+            hub=hub,
+            deploy_limiter=limiter,
+            supervisor=supervisor,
+            multiplexer=graphql.multiplexer,
         )
         app.state.resources = resources  # for what has the app but no request (tests, tools)
         try:
             yield {"resources": resources}
         finally:
+            if graphql.multiplexer is not None:
+                await graphql.multiplexer.close()
             await supervisor.close()
             await hub.close()
             await redis.aclose(close_connection_pool=True)
@@ -301,6 +314,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         auth=auth,
         graphql_ide="graphiql" if settings.graphiql else None,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        share=settings.share_subscriptions,
+        max_tokens=settings.max_query_tokens,
     )
 
     async def healthz(request: Request) -> Response:
