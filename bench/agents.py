@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -17,7 +18,8 @@ def go_key(mission_id: str) -> str:
 
 
 async def wait_for_go(ctx: AgentContext, wait: float) -> None:
-    redis = Redis.from_url(ctx.settings.redis_url)
+    # agents get no settings (they may hold secrets): the benchmark's worker has the URL in its environment
+    redis = Redis.from_url(os.environ["MISSION_REDIS_URL"])
     try:
         deadline = time.monotonic() + wait
         while not await redis.exists(go_key(ctx.mission_id)):

@@ -40,9 +40,9 @@ COST: dict[str, tuple[float, float]] = {
     throughput.NAME: (0, 28),
     latency.NAME: (0, 21),
     http_deploy.NAME: (8, 12),
-    fanout.NAME: (5, 48),
+    fanout.NAME: (5, 110),
     growth.NAME: (60, 8),
-    reads.NAME: (6, 3),
+    reads.NAME: (10, 6),
     ui.NAME: (8, 25),
 }
 
