@@ -97,6 +97,7 @@ class MissionService:
         self._own_redis = redis is None
         self.redis = redis if redis is not None else redis_client(settings, "mission-service")
         self.store = MissionStore(self.redis, self.keys)
+        self._default_plans: dict[str, Plan] = {}  # template id -> the plan of a deploy without overrides
 
     async def close(self) -> None:
         if self._own_redis:
@@ -137,8 +138,15 @@ class MissionService:
         """The plan a deploy with these overrides runs (a dry run: nothing is written).
         `TemplateNotFound` or `InvalidConfig` as the deploy would raise them."""
         template = self.registry.get(template_id)
+        if not config:  # the template's defaults: the same (immutable) plan every time
+            known = self._default_plans.get(template_id)
+            if known is not None and known.template is template:
+                return known
         merged = merge_config(template, config, max_inputs_bytes=self.settings.max_inputs_bytes)
-        return build_plan(template, merged)
+        plan = build_plan(template, merged)
+        if not config:
+            self._default_plans[template_id] = plan
+        return plan
 
     async def deploy(
         self,
