@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from bench import fanout, growth, http_deploy, latency, reads, throughput, ui
+from bench import fanout, growth, http_deploy, latency, reads, scaling, throughput, ui
 from bench.procs import RESULTS
 from bench.report import payload, table, write
 from bench.stats import Metric
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     fanout.NAME: fanout.run,
     growth.NAME: growth.run,
     reads.NAME: reads.run,
+    scaling.NAME: scaling.run,
     ui.NAME: ui.run,
 }
 
@@ -43,6 +44,7 @@ COST: dict[str, tuple[float, float]] = {
     fanout.NAME: (5, 110),
     growth.NAME: (60, 8),
     reads.NAME: (10, 6),
+    scaling.NAME: (2, 30),
     ui.NAME: (8, 25),
 }
 
