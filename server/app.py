@@ -104,9 +104,8 @@ class MissionGraphQL(GraphQL[Context, None]):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.auth = auth
-        self.reads: ReadCache | None = (
-            None  # set by the lifespan: answers to mission(id), kept until the mission changes (server/read_cache.py)
-        )
+        # answers to mission(id), kept until the mission changes (server/read_cache.py); set by the lifespan
+        self.reads: ReadCache | None = None
         # identical subscriptions of one visibility share one execution (see server/multiplex.py)
         self.multiplexer = Multiplexer(self.schema, max_tokens=max_tokens) if share else None
 
