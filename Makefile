@@ -38,7 +38,7 @@ $(CELERY_VENV)/.installed: bench/requirements-celery.txt
 	$(CELERY_VENV)/bin/pip install --quiet -r bench/requirements-celery.txt
 	touch $@
 
-bench: $(STAMP) $(CELERY_VENV)/.installed  ## benchmarks vs bare ARQ, Celery, bare Strawberry (< 10 min): table + bench/results/*.json
+bench: $(STAMP) $(CELERY_VENV)/.installed  ## benchmarks vs bare ARQ, Celery, bare Strawberry (< 15 min): table + bench/results/*.json
 	@command -v wrk >/dev/null 2>&1 || { \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	PYTHONPATH=. $(BIN)/python -m bench.run $(BENCH_ARGS)

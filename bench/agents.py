@@ -20,9 +20,8 @@ def go_key(mission_id: str) -> str:
 
 
 async def wait_for_go(ctx: AgentContext, wait: float) -> None:
-    # Agents see no Redis URL (their context is a narrow view): this bench-only agent reads the
-    # worker's own setting from its environment, as any code in the worker process could.
-    redis = Redis.from_url(os.environ.get("MISSION_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    # agents get no settings (they may hold secrets): the benchmark's worker has the URL in its environment
+    redis = Redis.from_url(os.environ["MISSION_REDIS_URL"])
     try:
         deadline = time.monotonic() + wait
         while not await redis.exists(go_key(ctx.mission_id)):

@@ -89,14 +89,16 @@ async def run(reps: int) -> list[Metric]:
             bare_url = f"http://127.0.0.1:{port}/graphql"
             await wrk(ours.url, OURS, "MissionDeployed", WARMUP_SECONDS)
             await wrk(bare_url, BARE, '"id"', WARMUP_SECONDS)
+            worst_p99 = 0.0
             for _ in range(reps):
                 await redis.flushall()
                 mine = await load(ours.url, ours.child, OURS, "MissionDeployed")
+                worst_p99 = max(worst_p99, mine.p99_ms)
                 await redis.flushall()
                 theirs = await load(bare_url, bare_child, BARE, '"id"')
                 metrics.add("ours: deploys/s", mine.rate, "req/s")
                 metrics.add("bare Strawberry: deploys/s", theirs.rate, "req/s")
-                metrics.ratio("ours / bare Strawberry", mine.rate, theirs.rate, Target(">=", 1.0))
+                metrics.ratio("ours / bare Strawberry", mine.rate, theirs.rate, Target(">=", 1.2))
                 metrics.add("ours: p99", mine.p99_ms, "ms", Target("<=", 300))
                 metrics.add("bare Strawberry: p99", theirs.p99_ms, "ms")
                 metrics.add("ours: p50", mine.p50_ms, "ms")
@@ -105,6 +107,8 @@ async def run(reps: int) -> list[Metric]:
                 metrics.add("bare Strawberry: server CPU per request", theirs.cpu_ms_per_request, "ms")
                 metrics.add("ours: failed requests", mine.requests - mine.good, "requests")
                 metrics.add("bare Strawberry: failed requests", theirs.requests - theirs.good, "requests")
+            # the goal holds in every repetition, not just the median one
+            metrics.add("ours: p99, worst repetition", worst_p99, "ms", Target("<=", 300))
         finally:
             await redis.aclose()
     return metrics.all()

@@ -4,7 +4,7 @@
     python -m bench.run --only fanout     # one benchmark (repeat --only for more)
     python -m bench.run --reps 1          # quicker, noisier
 
-The whole run stays within ``--budget`` seconds (default 540): on a slow machine the benchmarks
+The whole run stays within ``--budget`` seconds (default 900): on a slow machine the benchmarks
 still to run get fewer repetitions (said in the output and in the JSON).
 """
 
@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from bench import fanout, growth, http_deploy, latency, network, reads, throughput, ui
+from bench import fanout, growth, http_deploy, latency, network, reads, scaling, throughput, ui
 from bench.procs import RESULTS
 from bench.report import payload, table, write
 from bench.stats import Metric
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     fanout.NAME: fanout.run,
     growth.NAME: growth.run,
     reads.NAME: reads.run,
+    scaling.NAME: scaling.run,
     ui.NAME: ui.run,
     network.NAME: network.run,
 }
@@ -41,9 +42,10 @@ COST: dict[str, tuple[float, float]] = {
     throughput.NAME: (0, 28),
     latency.NAME: (0, 21),
     http_deploy.NAME: (8, 12),
-    fanout.NAME: (5, 48),
+    fanout.NAME: (5, 75),
     growth.NAME: (60, 8),
-    reads.NAME: (6, 3),
+    reads.NAME: (10, 6),
+    scaling.NAME: (2, 30),
     ui.NAME: (8, 25),
     network.NAME: (5, 25),
 }
@@ -66,7 +68,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--only", action="append", choices=list(BENCHMARKS), help="run just this benchmark")
     p.add_argument("--reps", type=int, default=3, help="repetitions of each measurement (default 3)")
-    p.add_argument("--budget", type=float, default=540, help="seconds the whole run may take (default 540)")
+    p.add_argument("--budget", type=float, default=900, help="seconds the whole run may take (default 900)")
     return p.parse_args(argv)
 
 

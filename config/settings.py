@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     max_query_fields: int = Field(200, ge=1, description="fields one query may select")
     max_subscriptions_per_connection: int = Field(20, ge=1, le=10_000)
     max_request_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies get 413")
+    read_cache_entries: int = Field(
+        1_024, ge=0, description="answers to mission(id) kept per process until the mission changes; 0: none"
+    )
+    share_subscriptions: bool = Field(
+        True, description="identical subscriptions (document, variables, tenant, role) share one execution"
+    )
 
     # --- security ---
     api_keys: dict[str, ApiKeyGrant] = Field(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -33,6 +34,11 @@ class _Resync:
 RESYNC: Any = _Resync()  # delivered when live messages may have been missed: re-read the log
 
 
+# How many subscribers a subscription opened in this context serves: set by an execution shared by
+# several websocket subscribers (its members may come and go), so the hub counts them all.
+SERVES: contextvars.ContextVar[Callable[[], int] | None] = contextvars.ContextVar("serves", default=None)
+
+
 class Subscription:
     """One subscriber's queue of parsed messages (or `RESYNC`)."""
 
@@ -40,6 +46,11 @@ class Subscription:
         self.channel = channel
         self.maxsize = maxsize
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.serves = SERVES.get()
+
+    @property
+    def subscribers(self) -> int:
+        return 1 if self.serves is None else self.serves()
 
     def deliver(self, item: Any) -> None:
         if self.queue.qsize() >= self.maxsize:
@@ -78,7 +89,8 @@ class PubSubHub:
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(c.subscribers) for c in self._channels.values())
+        """Local subscribers, each member of a shared execution counted."""
+        return sum(sub.subscribers for c in self._channels.values() for sub in c.subscribers)
 
     @property
     def channel_count(self) -> int:

@@ -146,6 +146,15 @@ class Keys:
         return f"{mission_id}:{role}:{attempt}"
 
     @staticmethod
+    def parse_arq_job_id(job_id: str) -> tuple[str, str, int] | None:
+        """(mission id, role, attempt) of an agent attempt's ARQ job id; None for any other job."""
+        mission_id, _, rest = job_id.partition(":")
+        role, _, attempt = rest.rpartition(":")
+        if not mission_id.startswith("mssn_") or not role or not attempt.isdigit():
+            return None
+        return mission_id, role, int(attempt)
+
+    @staticmethod
     def deadline_job_id(mission_id: str) -> str:
         return f"{mission_id}:deadline"
 

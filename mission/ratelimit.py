@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from mission.keys import Keys
+from mission.scripts import LUA_DIR
 
 
 class RateLimiter:
@@ -14,15 +15,11 @@ class RateLimiter:
         self.name = name
         self.limit = limit
         self.window_ms = window_seconds * 1000
+        self._count = redis.register_script((LUA_DIR / "rate.lua").read_text())  # one round trip, one command
 
     async def hit(self, who: str) -> float | None:
         """Count one use by ``who``; None if allowed, else the seconds until the window resets."""
-        key = self._keys.rate(self.name, who)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(key, 0, px=self.window_ms, nx=True)
-            pipe.incr(key)
-            pipe.pttl(key)
-            _, count, ttl_ms = await pipe.execute()
+        count, ttl_ms = await self._count(keys=[self._keys.rate(self.name, who)], args=[self.window_ms])
         if int(count) <= self.limit:
             return None
         return max(int(ttl_ms), 1) / 1000

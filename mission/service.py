@@ -105,6 +105,7 @@ class MissionService:
         self._own_redis = redis is None
         self.redis = redis if redis is not None else redis_client(settings, "mission-service")
         self.store = MissionStore(self.redis, self.keys)
+        self._default_plans: dict[str, Plan] = {}  # template id -> the plan of a deploy without overrides
 
     async def close(self) -> None:
         if self._own_redis:
@@ -146,8 +147,15 @@ class MissionService:
         """The plan a deploy with these overrides runs (a dry run: nothing is written).
         `TemplateNotFound` or `InvalidConfig` as the deploy would raise them."""
         template = self.registry.get(template_id)
+        if not config:  # the template's defaults: the same (immutable) plan every time
+            known = self._default_plans.get(template_id)
+            if known is not None and known.template is template:
+                return known
         merged = merge_config(template, config, max_inputs_bytes=self.settings.max_inputs_bytes)
-        return build_plan(template, merged)
+        plan = build_plan(template, merged)
+        if not config:
+            self._default_plans[template_id] = plan
+        return plan
 
     async def deploy(
         self,
@@ -229,6 +237,10 @@ class MissionService:
             return await self.store.page(scope, status=status, template_id=template_id, first=first, after=after)
         except InvalidCursor as exc:
             raise MissionError(f"after: {exc}") from None
+
+    async def version(self, mission_id: str) -> tuple[int, bool] | None:
+        """(seq of its last event, outputs still kept): a read of the mission changes only with these."""
+        return await self.store.version(mission_id) if is_mission_id(mission_id) else None
 
     async def tenant_of(self, mission_id: str) -> str | None:
         """The mission's tenant; None when there is no such mission."""

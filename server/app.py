@@ -46,6 +46,8 @@ from server.graphiql import STATIC_DIR, STATIC_URL, graphiql_html
 from server.limits import BodyLimit
 from server.media import GRAPHQL_RESPONSE, JSON, SUPPORTED, negotiate, request_error_status
 from server.metrics import CONTENT_TYPE, now_ms, render
+from server.multiplex import Multiplexer
+from server.read_cache import ReadCache
 from server.websockets import LegacyWSHandler, TransportWSHandler
 
 log = logging.getLogger("mission.api")
@@ -71,6 +73,7 @@ NOT_ACCEPTABLE = {
 
 MEDIA_TYPE = "mission.media_type"  # scope keys: the negotiated response media type,
 SUB_RESPONSE = "mission.sub_response"  # and the response whose status and headers Strawberry copies
+ANSWERED_WITHOUT_ERRORS = "mission.no_errors"  # set when the result had no errors (a read worth keeping)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Resources:
     hub: PubSubHub
     deploy_limiter: RateLimiter
     supervisor: Supervisor
+    multiplexer: Multiplexer | None  # shared subscriptions (None when `share_subscriptions` is off)
 
 
 class MissionGraphQL(GraphQL[Context, None]):
@@ -90,9 +94,20 @@ class MissionGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, *args: Any, auth: Authenticator, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        auth: Authenticator,
+        share: bool = True,
+        max_tokens: int = 2_000,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.auth = auth
+        # answers to mission(id), kept until the mission changes (server/read_cache.py); set by the lifespan
+        self.reads: ReadCache | None = None
+        # identical subscriptions of one visibility share one execution (see server/multiplex.py)
+        self.multiplexer = Multiplexer(self.schema, max_tokens=max_tokens) if share else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,7 +130,21 @@ class MissionGraphQL(GraphQL[Context, None]):
         if media_type is None:
             return Response(codec.dumps(NOT_ACCEPTABLE), 406, media_type=JSON)
         request.scope["mission.principal"] = principal
-        return await self._run(request, media_type)
+        pending = None
+        reads = self.reads
+        if reads is not None:
+            pending = await reads.prepare(request, principal)
+            if pending is not None and pending.body is not None:
+                return Response(pending.body, 200, media_type=media_type)
+        response = await self._run(request, media_type)
+        if (
+            reads is not None
+            and pending is not None
+            and response.status_code == 200
+            and request.scope.get(ANSWERED_WITHOUT_ERRORS)
+        ):
+            reads.store(pending.key, bytes(response.body))
+        return response
 
     async def _run(self, request: Request, media_type: str) -> Response:
         request.scope[MEDIA_TYPE] = media_type
@@ -170,6 +199,8 @@ class MissionGraphQL(GraphQL[Context, None]):
         """With `application/graphql-response+json`, a request that never reached execution answers 400
         (500 for an unexpected error of ours) and has no `data` entry."""
         body = await super().process_result(request, result)
+        if not result.errors:
+            request.scope[ANSWERED_WITHOUT_ERRORS] = True
         if request.scope.get(MEDIA_TYPE) == GRAPHQL_RESPONSE:
             status = request_error_status(result)
             if status is not None:
@@ -271,6 +302,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = redis_client(settings, "mission-api")
         service = MissionService(settings, registry=registry, redis=redis)
+        if settings.read_cache_entries:
+            graphql.reads = ReadCache(
+                service, entries=settings.read_cache_entries, max_tokens=settings.max_query_tokens
+            )
         supervisor = Supervisor(lambda task: fatal(app, task))
         hub = PubSubHub(redis, supervisor=supervisor)
         await hub.start()
@@ -284,12 +319,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             redis, service.keys, "deploy", settings.deploy_rate_limit, settings.deploy_rate_window_seconds
         )
         resources = Resources(
-            settings=settings, service=service, hub=hub, deploy_limiter=limiter, supervisor=supervisor
+            settings=settings,
+            service=service,
+            hub=hub,
+            deploy_limiter=limiter,
+            supervisor=supervisor,
+            multiplexer=graphql.multiplexer,
         )
         app.state.resources = resources  # for what has the app but no request (tests, tools)
         try:
             yield {"resources": resources}
         finally:
+            graphql.reads = None
+            if graphql.multiplexer is not None:
+                await graphql.multiplexer.close()
             await supervisor.close()
             await hub.close()
             await redis.aclose(close_connection_pool=True)
@@ -301,6 +344,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         auth=auth,
         graphql_ide="graphiql" if settings.graphiql else None,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        share=settings.share_subscriptions,
+        max_tokens=settings.max_query_tokens,
     )
 
     async def healthz(request: Request) -> Response:

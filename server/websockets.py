@@ -1,14 +1,88 @@
 """Websocket protocol handlers that check each message's shape before Strawberry's handlers read it:
-a malformed frame gets a protocol error (close 4400), never an exception that drops the socket."""
+a malformed frame gets a protocol error (close 4400), never an exception that drops the socket.
+Subscriptions go through the process's `Multiplexer`: a result shared by several subscribers is
+sent as the text it was serialised to once, with this operation's id spliced in."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any, cast
 
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 
 from resolvers.context import Context
+from server.multiplex import Multiplexer, SharedResult
+
+if TYPE_CHECKING:
+    from strawberry.schema.base import BaseSchema
+    from strawberry.schema.schema import StreamResult
+
+
+class SharingSchema:
+    """The schema as a websocket handler sees it: operations it streams go through the multiplexer."""
+
+    def __init__(self, schema: BaseSchema, multiplexer: Multiplexer) -> None:
+        self._schema = schema
+        self._multiplexer = multiplexer
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+    ) -> Any:
+        shared = self._shared(query, variable_values, operation_name, context_value)
+        if shared is not None:
+            return shared
+        return await self._schema.stream(query, variable_values, context_value, root_value, operation_name)
+
+    async def subscribe(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+    ) -> Any:
+        shared = self._shared(query, variable_values, operation_name, context_value)
+        if shared is not None:
+            return shared
+        return await self._schema.subscribe(query, variable_values, context_value, root_value, operation_name)
+
+    def _shared(
+        self, query: str | None, variables: dict[str, Any] | None, operation_name: str | None, context: Any
+    ) -> AsyncGenerator[ExecutionResult, None] | None:
+        if query is None or not isinstance(context, Context):
+            return None
+        field = self._multiplexer.shares(query, operation_name, context)
+        if field is None:
+            return None
+        return self._multiplexer.subscribe(query, variables, operation_name, context, field)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._schema, name)
+
+
+def _sharing(handler: Any) -> None:
+    multiplexer = getattr(handler.view, "multiplexer", None)
+    if multiplexer is not None:
+        handler.schema = SharingSchema(handler.schema, multiplexer)
+
+
+async def send_text(handler: Any, text: str) -> None:
+    """Send a message already serialised (what `send_json` does after encoding)."""
+    try:
+        await cast(ASGIWebSocketAdapter, handler.websocket).ws.send_text(text)
+    except WebSocketDisconnect as exc:
+        raise WebSocketDisconnected from exc
 
 
 def _optional(value: Any, kind: type | tuple[type, ...]) -> bool:
@@ -45,6 +119,28 @@ def message_problem(message: Any, operation_types: set[str], stop_types: set[str
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _sharing(self)
+
+    async def _send_result_stream(self, operation: Operation[Context, None], result_source: StreamResult) -> None:
+        """Strawberry's, sending a shared result's serialised text as it is."""
+        is_first_result = True
+        async for result in result_source:
+            if isinstance(result, SharedResult):
+                if operation.completed:
+                    return
+                await send_text(self, result.frame(operation.id, "next"))
+            elif is_first_result and isinstance(result, PreExecutionError):
+                await self._handle_pre_execution_error(operation, result)
+                return
+            elif not isinstance(result, ExecutionResult):
+                await self._reject_incremental_delivery(operation)
+                return
+            else:
+                await operation.send_next(result)
+            is_first_result = False
+
     async def handle_message(self, message: Any) -> None:
         problem = message_problem(message, {"subscribe"}, {"complete"})
         if problem is not None:
@@ -55,6 +151,16 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """graphql-ws (subscriptions-transport-ws), for older clients."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _sharing(self)
+
+    async def send_data_message(self, execution_result: ExecutionResult, operation_id: str) -> None:
+        if isinstance(execution_result, SharedResult):
+            await send_text(self, execution_result.frame(operation_id, "data"))
+        else:
+            await super().send_data_message(execution_result, operation_id)
 
     async def handle_message(self, message: Any) -> None:
         problem = message_problem(message, {"start"}, {"stop"})

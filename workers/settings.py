@@ -10,14 +10,17 @@ import signal
 from typing import Any
 
 from arq.connections import create_pool
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.cron import cron
 from arq.utils import timestamp_ms
-from arq.worker import Function, Worker, func
+from arq.worker import Function, Retry, Worker, func
 from redis.exceptions import RedisError
 
 from config.settings import Settings
 from mission.connections import arq_redis_settings
+from mission.keys import Keys
 from workers.jobs import approval_timeout, expire_mission, reap_leases, run_agent_logic, sweep_finished
+from workers.runner import run_attempt
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("mission.worker")
@@ -117,6 +120,57 @@ class MissionWorker(Worker):
             await self.on_shutdown(self.ctx)
         await self.pool.aclose(close_connection_pool=True)
         self._pool = None
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        """An agent attempt runs without ARQ's bookkeeping around it: its job id says what to run
+        (`Keys.arq_job_id`), so ARQ's read of the job and its try counter (a MULTI of three commands)
+        are skipped, and its end is one pipeline of two commands instead of a MULTI of four. Tries
+        are counted by the mission's own state; a stale or cancelled attempt is a no-op of
+        `run_attempt`. Any other job (deadlines, crons) runs through ARQ's `run_job`."""
+        attempt = Keys.parse_arq_job_id(job_id)
+        runtime = self.ctx.get("runtime")
+        if attempt is None or not isinstance(runtime, WorkerRuntime) or self.allow_abort_jobs:
+            await super().run_job(job_id, score)
+            return
+        mission_id, role, number = attempt
+        task = self.loop.create_task(run_attempt(runtime, mission_id, role, number))
+        self.job_tasks[job_id] = task
+        try:
+            await task
+        except asyncio.CancelledError:
+            # shutting down (ARQ's `retry_jobs`): the job stays queued for another worker to claim now
+            self.jobs_retried += 1
+            await asyncio.shield(self.pool.delete(in_progress_key_prefix + job_id))
+            return
+        except Retry as retry:
+            # Redis was away as the attempt started: the job stays queued, due again after the delay.
+            # Should Redis still be away, its in-progress key lapses and a poll claims it again.
+            self.jobs_retried += 1
+            with contextlib.suppress(RedisError, OSError):
+                await asyncio.shield(self._requeue(job_id, retry.defer_score or 1000))
+            return
+        except Exception:
+            log.exception("attempt %s failed outside the agent", job_id)
+            self.jobs_failed += 1
+        else:
+            self.jobs_complete += 1
+        finally:
+            self.job_tasks.pop(job_id, None)
+        await asyncio.shield(self._forget_job(job_id))
+
+    async def _requeue(self, job_id: str, delay_ms: int) -> None:
+        async with self.pool.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.queue_name, {job_id: timestamp_ms() + delay_ms})
+            pipe.delete(in_progress_key_prefix + job_id)
+            await pipe.execute()
+
+    async def _forget_job(self, job_id: str) -> None:
+        """ARQ's clean-up of a finished job: out of the queue first (so no poll claims it again),
+        then its keys."""
+        async with self.pool.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.queue_name, job_id)
+            pipe.delete(job_key_prefix + job_id, in_progress_key_prefix + job_id, retry_key_prefix + job_id)
+            await pipe.execute()
 
     async def _poll_iteration(self) -> None:
         """ARQ's, except that due jobs are found and claimed by one script (`_claim_jobs`)."""
