@@ -18,10 +18,10 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Mapping
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import GraphQLError, OperationType
 from strawberry.schema.base import BaseSchema
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -29,6 +29,7 @@ from strawberry.types.execution import PreExecutionError
 from mission import codec
 from mission.events import SERVES
 from resolvers.context import Context, Loaders
+from server.documents import only_root_field
 
 log = logging.getLogger("mission.api")
 
@@ -68,23 +69,11 @@ class _End:
 _END = _End()
 
 
-@lru_cache(maxsize=512)
 def _root_field(query: str, operation_name: str | None, max_tokens: int) -> str | None:
     """The subscription's one root field, or None when the document is not a plain subscription
     (a query or mutation, several operations without a name, a fragment at the root, a bad document)."""
-    try:
-        document = parse(query, max_tokens=max_tokens, no_location=True)
-    except (GraphQLError, RecursionError):
-        return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [o for o in operations if o.name is not None and o.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation is not OperationType.SUBSCRIPTION:
-        return None
-    selections = operations[0].selection_set.selections
-    if len(selections) != 1 or not isinstance(selections[0], FieldNode) or selections[0].directives:
-        return None
-    return selections[0].name.value
+    field = only_root_field(query, operation_name, max_tokens, OperationType.SUBSCRIPTION)
+    return None if field is None or field.directives else field.name.value
 
 
 GroupKey = tuple[str, str | None, str, str, str]

@@ -16,13 +16,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from graphql import (
-    FieldNode,
-    GraphQLError,
-    OperationDefinitionNode,
     OperationType,
     StringValueNode,
     VariableNode,
-    parse,
 )
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -30,6 +26,7 @@ from starlette.requests import Request
 from mission import codec
 from mission.service import MissionService, is_mission_id
 from resolvers.context import Principal
+from server.documents import only_root_field
 
 Key = tuple[str, str | None, str, str, str, str, int, bool]
 
@@ -46,19 +43,9 @@ class Pending:
 def _mission_argument(query: str, operation_name: str | None, max_tokens: int) -> tuple[bool, str] | None:
     """For a query whose only root field is `mission`: (is a variable, the variable's name or the
     literal id); else None."""
-    try:
-        document = parse(query, max_tokens=max_tokens, no_location=True)
-    except (GraphQLError, RecursionError):
+    field = only_root_field(query, operation_name, max_tokens, OperationType.QUERY)
+    if field is None:
         return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [o for o in operations if o.name is not None and o.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
-        return None
-    selections = operations[0].selection_set.selections
-    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
-        return None
-    field = selections[0]
     arguments = field.arguments or ()
     if field.name.value != "mission" or field.directives or len(arguments) != 1:
         return None

@@ -40,9 +40,7 @@ class SharingSchema:
         operation_name: str | None = None,
     ) -> Any:
         shared = self._shared(query, variable_values, operation_name, context_value)
-        if shared is not None:
-            return shared
-        return await self._schema.stream(query, variable_values, context_value, root_value, operation_name)
+        return shared or await self._schema.stream(query, variable_values, context_value, root_value, operation_name)
 
     async def subscribe(
         self,
@@ -53,9 +51,7 @@ class SharingSchema:
         operation_name: str | None = None,
     ) -> Any:
         shared = self._shared(query, variable_values, operation_name, context_value)
-        if shared is not None:
-            return shared
-        return await self._schema.subscribe(query, variable_values, context_value, root_value, operation_name)
+        return shared or await self._schema.subscribe(query, variable_values, context_value, root_value, operation_name)
 
     def _shared(
         self, query: str | None, variables: dict[str, Any] | None, operation_name: str | None, context: Any
