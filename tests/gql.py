@@ -139,6 +139,24 @@ class WsClient:
             assert message["type"] == data_type, message
             yield message["payload"]
 
+    async def results_of(self, op_ids: list[str], timeout: float = 20.0) -> dict[str, list[dict[str, Any]]]:
+        """Every result's ``payload`` of several operations running at once, until each is complete
+        (`results` follows one operation and passes over the others' messages)."""
+        data_type = "next" if self.protocol == TRANSPORT_WS else "data"
+        found: dict[str, list[dict[str, Any]]] = {op_id: [] for op_id in op_ids}
+        open_ops = set(op_ids)
+        while open_ops:
+            message = await self.receive_type(timeout=timeout)
+            op_id = message.get("id")
+            if op_id not in open_ops:
+                continue
+            if message["type"] == "complete":
+                open_ops.discard(op_id)
+            else:
+                assert message["type"] == data_type, message
+                found[op_id].append(message["payload"])
+        return found
+
     async def close(self) -> None:
         await self.ws.close()
 

@@ -207,9 +207,10 @@ async def test_operations_that_are_not_subscriptions_are_never_shared(api: Runni
     ws = await WsClient.connect(api.ws_url)
     try:
         ops = [await ws.subscribe(DEPLOY, t="hang") for _ in range(2)]
+        results = await ws.results_of(ops)  # the two run at once: their messages may interleave
         ids = set()
         for op in ops:
-            [payload] = [p async for p in ws.results(op)]
+            [payload] = results[op]
             ids.add(payload["data"]["deployMission"]["mission"]["id"])
     finally:
         await ws.close()
