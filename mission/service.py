@@ -238,8 +238,9 @@ class MissionService:
         except InvalidCursor as exc:
             raise MissionError(f"after: {exc}") from None
 
-    async def version(self, mission_id: str) -> tuple[int, bool] | None:
-        """(seq of its last event, outputs still kept): a read of the mission changes only with these."""
+    async def version(self, mission_id: str) -> tuple[int, int, bool] | None:
+        """(seq of its last event, cents spent, outputs still kept): a read of the mission changes
+        only with these."""
         return await self.store.version(mission_id) if is_mission_id(mission_id) else None
 
     async def tenant_of(self, mission_id: str) -> str | None:

@@ -435,15 +435,16 @@ class MissionStore:
         value = _text(await self.redis.get(self.keys.idempotency(tenant, key)))
         return None if value is None else str(value)
 
-    async def version(self, mission_id: str) -> tuple[int, bool] | None:
+    async def version(self, mission_id: str) -> tuple[int, int, bool] | None:
         """What a read of the mission depends on, in one round trip: the seq of its last event (every
-        change of its state appends one) and whether its outputs are still kept (they expire alone).
-        None when there is no such mission."""
+        change of its state appends one), what it has spent (a model call's reservation changes it
+        with no event until the call settles) and whether its outputs are still kept (they expire
+        alone). None when there is no such mission."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(self.keys.mission(mission_id), "seq")
+            pipe.hmget(self.keys.mission(mission_id), ["seq", "spent"])
             pipe.exists(self.keys.outputs(mission_id))
-            seq, kept = await pipe.execute()
-        return None if seq is None else (int(seq), bool(kept))
+            (seq, spent), kept = await pipe.execute()
+        return None if seq is None else (int(seq), int(spent or 0), bool(kept))
 
     async def tenant_of(self, mission_id: str) -> str | None:
         value = _text(await self.redis.hget(self.keys.mission(mission_id), "tenant"))  # type: ignore[misc]

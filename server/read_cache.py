@@ -1,9 +1,10 @@
 """Answers to `mission(id)` queries, kept until the mission changes.
 
-A mission's state changes only with an event (each appends one and bumps the mission's `seq`), and
-its outputs expire on their own. So the answer to a query whose one root field is `mission(id: …)`
-is reusable while (seq, outputs kept) stay what they were when it was computed: the cache key is
-(document, operation, variables, tenant, role, mission, seq, outputs kept), and each read first asks
+A mission's state changes with an event (each appends one and bumps the mission's `seq`), except
+what a model call reserves (its spend grows before the call settles with an event), and its outputs
+expire on their own. So the answer to a query whose one root field is `mission(id: …)` is reusable
+while (seq, spent, outputs kept) stay what they were when it was computed: the cache key is
+(document, operation, variables, tenant, role, mission, seq, spent, outputs kept), and each read first asks
 Redis for the mission's current version (one round trip) before answering from the cache. The
 version is read before executing, so a stored answer shows the state at that seq or later: never
 older than the seq a client saw. Only answers without errors are kept; a bounded LRU per process.
@@ -28,7 +29,7 @@ from mission.service import MissionService, is_mission_id
 from resolvers.context import Principal
 from server.documents import only_root_field
 
-Key = tuple[str, str | None, str, str, str, str, int, bool]
+Key = tuple[str, str | None, str, str, str, str, int, int, bool]
 
 
 @dataclass(frozen=True)

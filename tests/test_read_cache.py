@@ -4,13 +4,16 @@ and dropped when the outputs expire."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
 from config.settings import ApiKeyGrant, Settings
+from mission.llm import Price
 from mission.service import MissionService
+from mission.store import Reservation, Started
 from server.read_cache import ReadCache
 from tests.conftest import RunningApi, StartWorker, serve_api
 from tests.gql import WsClient
@@ -124,3 +127,23 @@ async def test_a_mission_whose_outputs_expired_is_read_again(
     await service.redis.delete(service.keys.outputs(record.id))  # what their retention does
     after = (await post(http, api, FULL, id=record.id)).json()["data"]["mission"]
     assert [job["output"] for job in after["jobs"]] == [None] * len(after["jobs"])
+
+
+async def test_a_model_calls_reservation_shows_though_it_appends_no_event(
+    api: RunningApi, service: MissionService, http: httpx.AsyncClient
+) -> None:
+    """A reservation raises `spent` before its call settles with an event: a kept answer must not
+    hide it."""
+    record, _ = await service.deploy("llm_calls", {"budget": "10"})
+    assert isinstance(await service.store.start_job(record.id, "caller", 1, 60_000, "test"), Started)
+    before = [(await post(http, api, FULL, id=record.id)).json()["data"]["mission"] for _ in range(2)]
+    assert before[0] == before[1] and before[0]["budget"]["spent"] == "0.00"  # the second was kept
+    price = Price.of(Decimal("10000"), Decimal("10000"))  # a cent a token
+    worst = Reservation(123, 10, 10, 1, price.input_units, price.output_units, "m")
+    seq_before = await service.store.version(record.id)
+    result, cents, _ = await service.store.llm_reserve(record.id, "caller", 1, 1, worst)
+    assert (result, cents) == ("ok", 123)
+    seq_after = await service.store.version(record.id)
+    assert seq_before is not None and seq_after is not None and seq_after[0] == seq_before[0]  # no event
+    after = (await post(http, api, FULL, id=record.id)).json()["data"]["mission"]
+    assert after["budget"]["spent"] == "1.23"
