@@ -140,37 +140,18 @@ def key_id(key: str) -> str:
 
 
 @pytest.fixture
-def gate_settings(settings: Settings, tmp_path: Path) -> Settings:
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The suite's settings with the gated templates and the keys above: conftest's `service`, `hub`
+    and `api` are built from these."""
     path = tmp_path / "templates.json"
     path.write_text(json.dumps({"templates": TEMPLATES}))
     return settings.model_copy(update={"templates_path": path, "api_keys": KEYS})
 
 
 @pytest.fixture
-async def gate_service(gate_settings: Settings) -> AsyncIterator[MissionService]:
-    service = MissionService(gate_settings)
-    yield service
-    await service.close()
-
-
-@pytest.fixture
-async def gate_hub(gate_service: MissionService) -> AsyncIterator[PubSubHub]:
-    hub = PubSubHub(gate_service.redis)
-    await hub.start()
-    yield hub
-    await hub.close()
-
-
-@pytest.fixture
-async def gate_api(gate_settings: Settings) -> AsyncIterator[RunningApi]:
-    async with serve_api(gate_settings) as running:
-        yield running
-
-
-@pytest.fixture
-async def worker(gate_settings: Settings) -> AsyncIterator[MissionWorker]:
+async def worker(settings: Settings) -> AsyncIterator[MissionWorker]:
     """One real worker that runs a single agent at a time: a gate holding a slot would stop it."""
-    w = create_worker(gate_settings, handle_signals=False, max_jobs=1)
+    w = create_worker(settings, handle_signals=False, max_jobs=1)
     task = asyncio.create_task(w.async_run())
     await asyncio.wait_for(w.ready.wait(), 15)
     yield w
@@ -237,24 +218,24 @@ def decisions(events: list[Event]) -> list[Event]:
 
 
 async def test_a_gated_mission_waits_holding_no_worker_then_runs_to_success_after_approval(
-    gate_api: RunningApi, gate_service: MissionService, gate_hub: PubSubHub, worker: MissionWorker
+    api: RunningApi, service: MissionService, hub: PubSubHub, worker: MissionWorker
 ) -> None:
-    mission_id = await deploy(gate_api, "gated", {"risk": {"level": "high"}})
-    before = await events_until(gate_service, gate_hub, mission_id, "approval.requested")
+    mission_id = await deploy(api, "gated", {"risk": {"level": "high"}})
+    before = await events_until(service, hub, mission_id, "approval.requested")
     requested = before[-1]
     assert requested.status == "AWAITING_APPROVAL" and requested.data["departments"] == ["B"]
     # the gated job waits at the gate: not queued, not running, no lease, no ARQ job of its own
-    keys = gate_service.keys
-    queued = await gate_service.redis.zrange(keys.queue, 0, -1)
+    keys = service.keys
+    queued = await service.redis.zrange(keys.queue, 0, -1)
     assert keys.arq_job_id(mission_id, "act", 1) not in queued
     assert keys.approval_job_id(mission_id) in queued  # only the gate's timeout job
 
-    seen = await mission(gate_api, mission_id)
+    seen = await mission(api, mission_id)
     assert seen["status"] == "AWAITING_APPROVAL" and seen["canDecide"] is True
     async with client(APPROVER) as http:
         listed = await data(
             http,
-            gate_api.url,
+            api.url,
             "{ missions(status: AWAITING_APPROVAL) { nodes { id graph { nodes { department status } } } } }",
         )
     (node,) = listed["missions"]["nodes"]
@@ -266,22 +247,22 @@ async def test_a_gated_mission_waits_holding_no_worker_then_runs_to_success_afte
     assert (gate_deadline - datetime.fromisoformat(seen["approval"]["requestedAt"])).total_seconds() == 60
 
     # the single worker slot is free: another mission runs to its end meanwhile
-    other = await deploy(gate_api, "plain")
-    other_events = await events_until(gate_service, gate_hub, other, "mission.succeeded")
+    other = await deploy(api, "plain")
+    other_events = await events_until(service, hub, other, "mission.succeeded")
     assert other_events[-1].type == "mission.succeeded"
     # the side branch, which no gate holds, ran too; the gated mission still waits
-    await eventually(lambda: _job_status(gate_service, mission_id, "side", JobStatus.SUCCEEDED))
-    assert await gate_service.store.status(mission_id) is MissionStatus.AWAITING_APPROVAL
-    assert await gate_service.redis.zcard(keys.leases) == 0
+    await eventually(lambda: _job_status(service, mission_id, "side", JobStatus.SUCCEEDED))
+    assert await service.store.status(mission_id) is MissionStatus.AWAITING_APPROVAL
+    assert await service.redis.zcard(keys.leases) == 0
 
-    approved = await decide(gate_api, APPROVER, mission_id, note="checked the exposure")
+    approved = await decide(api, APPROVER, mission_id, note="checked the exposure")
     assert approved["__typename"] == "MissionApproved", approved
     assert approved["mission"]["approval"] == {
         "state": "APPROVED",
         "decidedBy": key_id(APPROVER),
         "comment": "checked the exposure",
     }
-    events = await events_until(gate_service, gate_hub, mission_id, "mission.succeeded")
+    events = await events_until(service, hub, mission_id, "mission.succeeded")
     assert events[-1].type == "mission.succeeded"
     (granted,) = decisions(events)
     assert granted.type == "approval.granted" and granted.data["decidedBy"] == key_id(APPROVER)
@@ -291,13 +272,13 @@ async def test_a_gated_mission_waits_holding_no_worker_then_runs_to_success_afte
     assert min(s for s in act if events[s - 1].type == "job.queued") > granted.seq
     assert APPROVER not in json.dumps([e.data for e in events])
 
-    done = await mission(gate_api, mission_id)
+    done = await mission(api, mission_id)
     assert done["status"] == "SUCCEEDED" and done["canDecide"] is False
     assert done["approval"]["state"] == "APPROVED" and done["approval"]["approved"] is True
 
     # /metrics counts the request, the decision and the time to it
     async with client(ADMIN) as http:
-        metrics = (await http.get(gate_api.url.replace("/graphql", "/metrics"))).text
+        metrics = (await http.get(api.url.replace("/graphql", "/metrics"))).text
     assert 'mission_approval_decisions_total{decision="APPROVED",outcome="approved"} 1.0' in metrics
     assert "mission_approval_requests_total 1.0" in metrics
     assert "mission_approval_wait_seconds_count 1.0" in metrics
@@ -310,19 +291,19 @@ async def _job_status(service: MissionService, mission_id: str, role: str, statu
 
 
 async def test_rejection_skips_the_gated_departments_and_the_outcome_policy_decides(
-    gate_api: RunningApi, gate_service: MissionService, gate_hub: PubSubHub, worker: MissionWorker
+    api: RunningApi, service: MissionService, hub: PubSubHub, worker: MissionWorker
 ) -> None:
-    mission_id = await deploy(gate_api, "always")
-    await events_until(gate_service, gate_hub, mission_id, "approval.requested")
+    mission_id = await deploy(api, "always")
+    await events_until(service, hub, mission_id, "approval.requested")
     # the tracker's feed carries the decision too
-    tracker = await WsClient.connect(gate_api.ws_url, payload={"Authorization": f"Bearer {VIEWER}"})
+    tracker = await WsClient.connect(api.ws_url, payload={"Authorization": f"Bearer {VIEWER}"})
     op = await tracker.subscribe("subscription { missionUpdates { id status approval { state comment } } }")
     updates = tracker.results(op)
-    marker = await deploy(gate_api, "plain")  # once its update arrives, the subscription is live
+    marker = await deploy(api, "plain")  # once its update arrives, the subscription is live
     async for payload in updates:
         if payload["data"]["missionUpdates"]["id"] == marker:
             break
-    rejected = await decide(gate_api, APPROVER, mission_id, "reject", "exposure too large")
+    rejected = await decide(api, APPROVER, mission_id, "reject", "exposure too large")
     assert rejected["__typename"] == "MissionRejected", rejected
     async for payload in updates:
         update = payload["data"]["missionUpdates"]
@@ -330,8 +311,8 @@ async def test_rejection_skips_the_gated_departments_and_the_outcome_policy_deci
             assert update["approval"]["comment"] == "exposure too large"
             break
     await tracker.close()
-    events = await events_until(gate_service, gate_hub, mission_id, "mission.failed")
-    seen = await mission(gate_api, mission_id)
+    events = await events_until(service, hub, mission_id, "mission.failed")
+    seen = await mission(api, mission_id)
     jobs = {j["role"]: j for j in seen["jobs"]}
     assert {r: j["status"] for r, j in jobs.items()} == {
         "prep": "SUCCEEDED",
@@ -346,7 +327,7 @@ async def test_rejection_skips_the_gated_departments_and_the_outcome_policy_deci
     (event,) = decisions(events)
     assert event.type == "approval.rejected" and event.data["decidedBy"] == key_id(APPROVER)
     # a second decision, either way, is refused
-    again = await decide(gate_api, APPROVER_2, mission_id)
+    again = await decide(api, APPROVER_2, mission_id)
     assert again["__typename"] == "NotAwaitingApproval" and again["state"] == "REJECTED"
 
 
@@ -354,31 +335,31 @@ async def test_rejection_skips_the_gated_departments_and_the_outcome_policy_deci
 
 
 async def test_the_deployer_a_viewer_and_an_operator_are_denied_another_tenant_sees_no_mission(
-    gate_api: RunningApi, gate_service: MissionService, gate_hub: PubSubHub, worker: MissionWorker
+    api: RunningApi, service: MissionService, hub: PubSubHub, worker: MissionWorker
 ) -> None:
-    mission_id = await deploy(gate_api, "always", key=ADMIN)  # an admin may deploy and approve…
-    await events_until(gate_service, gate_hub, mission_id, "approval.requested")
-    own = await decide(gate_api, ADMIN, mission_id)  # …but not a mission it deployed itself
+    mission_id = await deploy(api, "always", key=ADMIN)  # an admin may deploy and approve…
+    await events_until(service, hub, mission_id, "approval.requested")
+    own = await decide(api, ADMIN, mission_id)  # …but not a mission it deployed itself
     assert own["__typename"] == "ApprovalDenied" and "four-eyes" in own["message"]
-    assert (await mission(gate_api, mission_id, ADMIN))["canDecide"] is False
+    assert (await mission(api, mission_id, ADMIN))["canDecide"] is False
     for key in (VIEWER, OPERATOR):
         for verb in ("approve", "reject"):
-            denied = await decide(gate_api, key, mission_id, verb)
+            denied = await decide(api, key, mission_id, verb)
             assert denied["__typename"] == "ApprovalDenied", denied
-        assert (await mission(gate_api, mission_id, key))["canDecide"] is False
+        assert (await mission(api, mission_id, key))["canDecide"] is False
     for verb in ("approve", "reject"):
-        hidden = await decide(gate_api, OTHER_APPROVER, mission_id, verb)
+        hidden = await decide(api, OTHER_APPROVER, mission_id, verb)
         assert hidden["__typename"] == "MissionNotFound", hidden
-    unknown = await decide(gate_api, APPROVER, "mssn_" + "0" * 32)
+    unknown = await decide(api, APPROVER, "mssn_" + "0" * 32)
     assert unknown["__typename"] == "MissionNotFound"
     # none of that decided anything
-    assert (await mission(gate_api, mission_id))["approval"]["state"] == "PENDING"
-    assert (await decide(gate_api, APPROVER, mission_id))["__typename"] == "MissionApproved"
+    assert (await mission(api, mission_id))["approval"]["state"] == "PENDING"
+    assert (await decide(api, APPROVER, mission_id))["__typename"] == "MissionApproved"
 
 
-async def test_self_approval_only_where_the_setting_allows_it(gate_settings: Settings) -> None:
-    strict = MissionService(gate_settings)
-    single = MissionService(gate_settings.model_copy(update={"allow_self_approval": True}))
+async def test_self_approval_only_where_the_setting_allows_it(settings: Settings) -> None:
+    strict = MissionService(settings)
+    single = MissionService(settings.model_copy(update={"allow_self_approval": True}))
     try:
         # a gate before a root department is reached at deploy: no worker needed here
         record, _ = await strict.deploy("root_gate", deployed_by="me")
@@ -403,12 +384,12 @@ async def test_self_approval_only_where_the_setting_allows_it(gate_settings: Set
 
 
 async def test_two_approvers_racing_give_exactly_one_decision(
-    gate_api: RunningApi, gate_service: MissionService, gate_hub: PubSubHub, worker: MissionWorker
+    api: RunningApi, service: MissionService, hub: PubSubHub, worker: MissionWorker
 ) -> None:
-    mission_id = await deploy(gate_api, "always")
-    await events_until(gate_service, gate_hub, mission_id, "approval.requested")
+    mission_id = await deploy(api, "always")
+    await events_until(service, hub, mission_id, "approval.requested")
     calls = [
-        decide(gate_api, key, mission_id, verb, f"{verb} by {key}")
+        decide(api, key, mission_id, verb, f"{verb} by {key}")
         for _ in range(5)
         for key in (APPROVER, APPROVER_2)
         for verb in ("approve", "reject")
@@ -418,7 +399,7 @@ async def test_two_approvers_racing_give_exactly_one_decision(
     winners = [r for r in results if r["__typename"] in ("MissionApproved", "MissionRejected")]
     assert len(winners) == 1, kinds
     assert kinds.count("NotAwaitingApproval") == len(calls) - 1
-    events = await events_until(gate_service, gate_hub, mission_id)
+    events = await events_until(service, hub, mission_id)
     (decision,) = decisions(events)
     won = winners[0]["mission"]["approval"]
     assert (decision.data["decidedBy"], decision.data["comment"]) == (won["decidedBy"], won["comment"])
@@ -426,32 +407,32 @@ async def test_two_approvers_racing_give_exactly_one_decision(
 
 
 async def test_approvals_racing_the_timeout_give_exactly_one_decision(
-    gate_api: RunningApi, gate_service: MissionService, gate_hub: PubSubHub, worker: MissionWorker
+    api: RunningApi, service: MissionService, hub: PubSubHub, worker: MissionWorker
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        await _race_the_timeout(stack, gate_api, gate_service, gate_hub)
+        await _race_the_timeout(stack, api, service, hub)
 
 
 async def _race_the_timeout(
-    stack: contextlib.AsyncExitStack, gate_api: RunningApi, gate_service: MissionService, gate_hub: PubSubHub
+    stack: contextlib.AsyncExitStack, api: RunningApi, service: MissionService, hub: PubSubHub
 ) -> None:
-    mission_id = await deploy(gate_api, "quick_reject")
+    mission_id = await deploy(api, "quick_reject")
     http = await stack.enter_async_context(client(APPROVER))  # made now: a client's setup takes CPU
-    requested = (await events_until(gate_service, gate_hub, mission_id, "approval.requested"))[-1]
+    requested = (await events_until(service, hub, mission_id, "approval.requested"))[-1]
     loop = asyncio.get_running_loop()
     # the gate's deadline (Redis's clock, on this machine) on this loop's clock
     deadline = loop.time() + requested.data["deadline"] / 1000 - datetime.now().timestamp()
 
     async def approve_at(delta: float) -> str:
         await asyncio.sleep(max(0.0, deadline + delta - loop.time()))
-        return str((await decide(gate_api, APPROVER, mission_id, http=http))["__typename"])
+        return str((await decide(api, APPROVER, mission_id, http=http))["__typename"])
 
     # a burst of approvals from 100 ms before the gate's deadline to 100 ms after, while the worker's
     # timeout job fires at it
     answers = await asyncio.gather(*(approve_at(k / 100) for k in range(-10, 11)))
-    events = await events_until(gate_service, gate_hub, mission_id)
+    events = await events_until(service, hub, mission_id)
     (decision,) = decisions(events)
-    record = await gate_service.get_mission(mission_id)
+    record = await service.get_mission(mission_id)
     assert record is not None and record.approval is not None
     if "MissionApproved" in answers:
         assert answers.count("MissionApproved") == 1
@@ -465,20 +446,20 @@ async def _race_the_timeout(
 
 
 async def test_a_decision_after_the_deadline_gets_the_timeouts_decision_even_with_no_worker(
-    gate_service: MissionService,
+    service: MissionService,
 ) -> None:
-    record, _ = await gate_service.deploy("root_quick", deployed_by="deployer")
+    record, _ = await service.deploy("root_quick", deployed_by="deployer")
     assert record.approval is not None and record.approval.deadline is not None
     # no worker runs, so no timeout job fires: only time passes
     await asyncio.sleep(max(0.0, record.approval.deadline.timestamp() - datetime.now().timestamp()) + 0.05)
     with pytest.raises(errors.NotAwaitingApproval, match="TIMED_OUT"):
-        await gate_service.reject_mission(record.id, "too late", by="approver")
-    after = await gate_service.get_mission(record.id)
+        await service.reject_mission(record.id, "too late", by="approver")
+    after = await service.get_mission(record.id)
     assert after is not None and after.approval is not None
     assert after.approval.state is ApprovalState.TIMED_OUT and after.approval.approved is True
     assert after.approval.decided_by is None
     assert {j.role: j.status for j in after.jobs}["prep"] is JobStatus.QUEUED  # on_timeout: approve
-    assert await gate_service.redis.zcard(gate_service.keys.approvals) == 0
+    assert await service.redis.zcard(service.keys.approvals) == 0
 
 
 # --- the timeout ---
@@ -486,21 +467,21 @@ async def test_a_decision_after_the_deadline_gets_the_timeouts_decision_even_wit
 
 @pytest.mark.parametrize(("template", "end"), [("quick_approve", "SUCCEEDED"), ("quick_reject", "FAILED")])
 async def test_the_timeout_takes_on_timeout_at_its_moment(
-    gate_api: RunningApi,
-    gate_service: MissionService,
-    gate_hub: PubSubHub,
+    api: RunningApi,
+    service: MissionService,
+    hub: PubSubHub,
     worker: MissionWorker,
     template: str,
     end: str,
 ) -> None:
-    mission_id = await deploy(gate_api, template)
-    events = await events_until(gate_service, gate_hub, mission_id)
+    mission_id = await deploy(api, template)
+    events = await events_until(service, hub, mission_id)
     requested = next(e for e in events if e.type == "approval.requested")
     (timed_out,) = decisions(events)
     assert timed_out.type == "approval.timed_out" and timed_out.data["decidedBy"] is None
     late = timed_out.at.timestamp() - requested.data["deadline"] / 1000
     assert 0 <= late < 3, late  # Redis's clock, both of them
-    seen = await mission(gate_api, mission_id)
+    seen = await mission(api, mission_id)
     assert seen["status"] == end
     assert seen["approval"]["state"] == "TIMED_OUT" and seen["approval"]["decidedBy"] is None
     assert seen["approval"]["approved"] is (end == "SUCCEEDED")
@@ -510,17 +491,17 @@ async def test_the_timeout_takes_on_timeout_at_its_moment(
 
 
 async def test_a_mission_cancelled_at_its_gate_withdraws_it_and_leaves_no_timer(
-    gate_api: RunningApi, gate_service: MissionService, gate_hub: PubSubHub, worker: MissionWorker
+    api: RunningApi, service: MissionService, hub: PubSubHub, worker: MissionWorker
 ) -> None:
-    mission_id = await deploy(gate_api, "always")
-    await events_until(gate_service, gate_hub, mission_id, "approval.requested")
-    cancelled = await gate_service.cancel_mission(mission_id)
+    mission_id = await deploy(api, "always")
+    await events_until(service, hub, mission_id, "approval.requested")
+    cancelled = await service.cancel_mission(mission_id)
     assert cancelled.status is MissionStatus.CANCELLED
     assert cancelled.approval is not None and cancelled.approval.state is ApprovalState.WITHDRAWN
-    keys = gate_service.keys
-    assert await gate_service.redis.zcard(keys.approvals) == 0
-    assert keys.approval_job_id(mission_id) not in await gate_service.redis.zrange(keys.queue, 0, -1)
-    answer = await decide(gate_api, APPROVER, mission_id)
+    keys = service.keys
+    assert await service.redis.zcard(keys.approvals) == 0
+    assert keys.approval_job_id(mission_id) not in await service.redis.zrange(keys.queue, 0, -1)
+    answer = await decide(api, APPROVER, mission_id)
     assert answer["__typename"] == "NotAwaitingApproval" and "ended (CANCELLED)" in answer["message"]
 
 
@@ -538,24 +519,24 @@ async def test_a_mission_cancelled_at_its_gate_withdraws_it_and_leaves_no_timer(
     ],
 )
 async def test_when_conditions_gate_only_when_met(
-    gate_api: RunningApi,
-    gate_service: MissionService,
-    gate_hub: PubSubHub,
+    api: RunningApi,
+    service: MissionService,
+    hub: PubSubHub,
     worker: MissionWorker,
     config: dict[str, Any],
     gated: bool,
 ) -> None:
-    mission_id = await deploy(gate_api, "gated", config)
+    mission_id = await deploy(api, "gated", config)
     if gated:
-        await events_until(gate_service, gate_hub, mission_id, "approval.requested")
-        assert (await decide(gate_api, APPROVER, mission_id))["__typename"] == "MissionApproved"
-    events = await events_until(gate_service, gate_hub, mission_id)
+        await events_until(service, hub, mission_id, "approval.requested")
+        assert (await decide(api, APPROVER, mission_id))["__typename"] == "MissionApproved"
+    events = await events_until(service, hub, mission_id)
     assert events[-1].type == "mission.succeeded"
     assert any(e.type == "approval.requested" for e in events) is gated
-    seen = await mission(gate_api, mission_id)
+    seen = await mission(api, mission_id)
     assert (seen["approval"] is not None) is gated
     if not gated:
-        answer = await decide(gate_api, APPROVER, mission_id)
+        answer = await decide(api, APPROVER, mission_id)
         assert answer["__typename"] == "NotAwaitingApproval" and "has no approval gate" in answer["message"]
 
 
@@ -702,12 +683,12 @@ async def _ended(service: MissionService, mission_id: str) -> Event:
 
 
 async def test_approve_and_reject_from_the_command_line(
-    gate_api: RunningApi, gate_service: MissionService, gate_hub: PubSubHub, worker: MissionWorker
+    api: RunningApi, service: MissionService, hub: PubSubHub, worker: MissionWorker
 ) -> None:
-    first, second = await deploy(gate_api, "always"), await deploy(gate_api, "always")
+    first, second = await deploy(api, "always"), await deploy(api, "always")
     for mission_id in (first, second):
-        await events_until(gate_service, gate_hub, mission_id, "approval.requested")
-    url = ["--url", gate_api.url]
+        await events_until(service, hub, mission_id, "approval.requested")
+    url = ["--url", api.url]
     code, _, err = await cli_async("approve", first, *url, MISSION_API_KEY=OPERATOR)
     assert code == 1 and "may not decide approvals" in err
     code, out, _ = await cli_async("approve", first, "--comment", "go", *url, MISSION_API_KEY=APPROVER)
@@ -719,14 +700,14 @@ async def test_approve_and_reject_from_the_command_line(
     assert code == 2 and "--comment" in err  # a rejection says why
     code, out, _ = await cli_async("reject", second, "--comment", "not now", *url, MISSION_API_KEY=APPROVER)
     assert code == 0 and f"mission {second} rejected by key {key_id(APPROVER)}: gate REJECTED" in out
-    record = await gate_service.get_mission(second)
+    record = await service.get_mission(second)
     assert record is not None and record.approval is not None and record.approval.comment == "not now"
 
 
 async def test_open_mode_allows_approval_and_says_so_in_the_log(
-    gate_settings: Settings, caplog: pytest.LogCaptureFixture
+    settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    open_settings = gate_settings.model_copy(update={"api_keys": {}})
+    open_settings = settings.model_copy(update={"api_keys": {}})
     service = MissionService(open_settings)
     try:
         async with serve_api(open_settings) as api, httpx.AsyncClient(timeout=10) as http:
@@ -746,10 +727,8 @@ def test_a_department_held_at_the_gate_shows_it() -> None:
         assert department_status([status]) is status
 
 
-async def test_bad_decisions_get_a_clear_error_and_change_nothing(
-    gate_api: RunningApi, gate_service: MissionService
-) -> None:
-    record, _ = await gate_service.deploy("root_gate", deployed_by="deployer")
+async def test_bad_decisions_get_a_clear_error_and_change_nothing(api: RunningApi, service: MissionService) -> None:
+    record, _ = await service.deploy("root_gate", deployed_by="deployer")
     async with client(APPROVER) as http:
         for query, variables, expected in (
             (REJECT, {"reason": "x" * 2001}, "reason: at most 2000 characters of text"),
@@ -758,15 +737,15 @@ async def test_bad_decisions_get_a_clear_error_and_change_nothing(
             (APPROVE, {"comment": "\ud800"}, "comment: at most 2000 characters of text"),
         ):
             payload = json.dumps({"query": query, "variables": {"id": record.id, **variables}})  # \ud800 escaped
-            response = await http.post(gate_api.url, content=payload, headers={"content-type": "application/json"})
+            response = await http.post(api.url, content=payload, headers={"content-type": "application/json"})
             assert response.status_code == 200
             body = response.json()
             assert [e["message"] for e in body["errors"]] == [expected]
-        malformed = (await data(http, gate_api.url, APPROVE, id="not-a-mission" * 50, comment=None))["approveMission"]
+        malformed = (await data(http, api.url, APPROVE, id="not-a-mission" * 50, comment=None))["approveMission"]
         assert malformed["__typename"] == "MissionNotFound"
         template = await data(
             http,
-            gate_api.url,
+            api.url,
             'query { template(id: "gated") { approval { before when { riskLevels budgetAbove } timeout onTimeout } } }',
         )
     assert template["template"]["approval"] == {
@@ -775,5 +754,5 @@ async def test_bad_decisions_get_a_clear_error_and_change_nothing(
         "timeout": 60,
         "onTimeout": "reject",
     }
-    after = await gate_service.get_mission(record.id)
+    after = await service.get_mission(record.id)
     assert after is not None and after.approval is not None and after.approval.state is ApprovalState.PENDING
