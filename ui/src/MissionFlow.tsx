@@ -3,6 +3,7 @@ import "@xyflow/react/dist/style.css";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, gql } from "./api";
 import { Gate } from "./Approval";
+import { ConfirmCancel } from "./ConfirmCancel";
 import { useMedia, useNow } from "./hooks";
 import { subscribe } from "./live";
 import {
@@ -350,7 +351,11 @@ export function MissionFlow({
         </section>
         <Gantt events={events} now={now} />
       </div>
-      {confirming && <ConfirmDialog onYes={doCancel} onNo={() => setConfirming(false)} />}
+      {confirming && (
+        <ConfirmCancel onYes={doCancel} onNo={() => setConfirming(false)}>
+          Its running agents stop and nothing more runs.
+        </ConfirmCancel>
+      )}
     </section>
   );
 }
@@ -432,26 +437,5 @@ function Gantt({ events, now }: { events: MissionEvent[]; now: number }) {
         </>
       )}
     </section>
-  );
-}
-
-function ConfirmDialog({ onYes, onNo }: { onYes: () => void; onNo: () => void }) {
-  const dialog = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    if (dialog.current && !dialog.current.open) dialog.current.showModal();
-  }, []);
-  return (
-    <dialog ref={dialog} className="confirm" role="alertdialog" aria-labelledby="confirm-flow-title" onClose={onNo}>
-      <h2 id="confirm-flow-title">Cancel this mission?</h2>
-      <p>Its running agents stop and nothing more runs.</p>
-      <footer>
-        <button type="button" onClick={onNo}>
-          Keep running
-        </button>
-        <button type="button" className="danger" onClick={onYes}>
-          Cancel mission
-        </button>
-      </footer>
-    </dialog>
   );
 }

@@ -1,6 +1,7 @@
 import { memo, useCallback, useEffect, useRef, useState } from "react";
 import { ApiError, gql } from "./api";
 import { Gate } from "./Approval";
+import { ConfirmCancel } from "./ConfirmCancel";
 import { useClock } from "./hooks";
 import { lastMessageArrival, onLinkState, subscribe } from "./live";
 import { type DecisionResult, applyUpdate, budgetFraction, isTerminal, jobsDone, timeLeft } from "./logic";
@@ -219,7 +220,12 @@ export function Tracker({
           Load more
         </button>
       )}
-      {confirming && <ConfirmCancel mission={confirming} onYes={() => cancel(confirming)} onNo={() => setConfirming(null)} />}
+      {confirming && (
+        <ConfirmCancel onYes={() => cancel(confirming)} onNo={() => setConfirming(null)}>
+          {confirming.template?.name ?? confirming.templateId} <code>{confirming.id}</code>: its running agents stop
+          and nothing more runs.
+        </ConfirmCancel>
+      )}
     </section>
   );
 }
@@ -295,28 +301,4 @@ const MissionRow = memo(function MissionRow({
 /** Time left, re-rendered alone each second. */
 function Countdown({ deadline, status }: { deadline: string; status: string }) {
   return <>{timeLeft(deadline, status, useClock())}</>;
-}
-
-function ConfirmCancel({ mission, onYes, onNo }: { mission: MissionSummary; onYes: () => void; onNo: () => void }) {
-  const dialog = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    if (dialog.current && !dialog.current.open) dialog.current.showModal();
-  }, []);
-  return (
-    <dialog ref={dialog} className="confirm" role="alertdialog" aria-labelledby="confirm-title" onClose={onNo}>
-      <h2 id="confirm-title">Cancel this mission?</h2>
-      <p>
-        {mission.template?.name ?? mission.templateId} <code>{mission.id}</code>: its running agents stop and nothing
-        more runs.
-      </p>
-      <footer>
-        <button type="button" onClick={onNo}>
-          Keep running
-        </button>
-        <button type="button" className="danger" onClick={onYes}>
-          Cancel mission
-        </button>
-      </footer>
-    </dialog>
-  );
 }
