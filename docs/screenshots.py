@@ -25,6 +25,7 @@ from websockets.typing import Subprotocol
 
 from config.settings import Settings
 from server.app import create_app
+from server.model_local import MODEL_NAME, LocalModel
 from server.redis_local import LocalRedis, free_port
 from workers.settings import MissionWorker, create_worker
 
@@ -79,9 +80,18 @@ class Api:
 
 @contextlib.asynccontextmanager
 async def own_service() -> AsyncIterator[tuple[str, MissionWorker]]:
-    """Redis, a worker and the API, all on free local ports; everything stopped on exit."""
-    with LocalRedis() as redis:
-        settings = Settings(redis_url=redis.url)
+    """Redis, the embedded model, a worker and the API, all on free local ports; everything stopped
+    on exit."""
+    with LocalRedis() as redis, LocalModel() as model:
+        free = {"input": "0", "output": "0"}  # it runs on this machine
+        settings = Settings.model_validate(
+            {
+                "redis_url": redis.url,
+                "llm_base_url": model.base_url,
+                "llm_model": MODEL_NAME,
+                "llm_prices": {MODEL_NAME: free},
+            }
+        )
         worker = create_worker(settings, handle_signals=False)
         worker_task = asyncio.create_task(worker.async_run())
         await asyncio.wait_for(worker.ready.wait(), 15)
