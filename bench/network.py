@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 
 import httpx
 from arq import create_pool
@@ -57,7 +58,9 @@ async def timed_run(base: str, finished: object, watch: Child) -> tuple[float, f
     return JOBS / (done_at - first), watch.cpu() * 1000 / JOBS
 
 
-async def ours(redis_url: str, redis: Redis, procs: Procs, base: str) -> tuple[float, float]:
+async def ours(
+    redis_url: str, redis: Redis, procs: Procs, base: str, on_worker: Callable[[Child], Awaitable[object]] | None = None
+) -> tuple[float, float]:
     settings = Settings.model_validate({"redis_url": redis_url, "templates_path": TEMPLATES})
     service = MissionService(settings)
     keys = Keys()
@@ -68,6 +71,8 @@ async def ours(redis_url: str, redis: Redis, procs: Procs, base: str) -> tuple[f
             await service.deploy_mission("bench_wait", {"inputs": {"url": f"{base}/wait?s={WAIT_SECONDS}"}})
         worker = start_worker(procs, redis_url, "worker-network", worker_concurrency=CONCURRENCY)
         await wait_workers(redis, worker, keys.wake_channel)
+        if on_worker is not None:
+            await on_worker(worker)
 
         async def finished() -> int:
             return int(await redis.zcard(keys.index("*", "SUCCEEDED")))

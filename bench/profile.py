@@ -4,6 +4,7 @@
     python -m bench.profile read       # the API server answering mission(id) of a 50-job mission
     python -m bench.profile fanout     # the API server relaying to 1,000 subscribers
     python -m bench.profile worker     # the worker running five-job missions back to back
+    python -m bench.profile network    # the worker running 300 agents that each await a 1 s answer
 
 Needs py-spy (``pip install py-spy`` into .venv). Prints the top frames by own time and by time
 including callees, and writes the collapsed stacks to bench/results/profile-<scenario>.txt (open
@@ -21,14 +22,14 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench import fanout, http_deploy, reads
+from bench import fanout, http_deploy, network, reads
 from bench.engines import Ours
 from bench.procs import REPO, RESULTS, TEMPLATES, Child, Procs, mission_server, until
 from config.settings import Settings
 from mission.service import MissionService
 from server.redis_local import LocalRedis
 
-SCENARIOS = ("deploy", "read", "fanout", "worker")
+SCENARIOS = ("deploy", "read", "fanout", "worker", "network")
 
 
 async def record(child: Child, seconds: float, out: Path) -> asyncio.subprocess.Process:
@@ -152,6 +153,21 @@ async def profile_worker(procs: Procs, redis_server: LocalRedis, out: Path, seco
         await redis.aclose()
 
 
+async def profile_network(procs: Procs, redis_server: LocalRedis, out: Path, seconds: float) -> None:
+    redis = Redis.from_url(redis_server.url)
+    try:
+        _, base = await network.slow_server(procs)
+        spies: list[asyncio.subprocess.Process] = []
+
+        async def on_worker(worker: Child) -> None:
+            spies.append(await record(worker, seconds, out))
+
+        await network.ours(redis_server.url, redis, procs, base, on_worker=on_worker)
+        await asyncio.gather(*(s.wait() for s in spies))
+    finally:
+        await redis.aclose()
+
+
 async def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     p.add_argument("scenario", choices=SCENARIOS)
@@ -165,6 +181,7 @@ async def main() -> int:
         "read": profile_read,
         "fanout": profile_fanout,
         "worker": profile_worker,
+        "network": profile_network,
     }[args.scenario]
     with LocalRedis() as redis_server, Procs() as procs:
         await run(procs, redis_server, out, args.seconds)

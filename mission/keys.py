@@ -1,7 +1,7 @@
 """Every Redis key and channel the service uses, in one place.
 
 All names start with ``Settings.key_prefix`` (default ``ms``) so several deployments can share a
-Redis. Lua scripts never spell a name themselves: they receive the names built here (``names``).
+Redis. Lua scripts never spell a name themselves: their names are generated from here (``lua_names``).
 
 Per mission ``<id>`` (``mssn_<32 hex>``):
 
@@ -60,9 +60,8 @@ timeout job.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 from arq.constants import in_progress_key_prefix, job_key_prefix
 
@@ -186,18 +185,41 @@ class Keys:
             "ip": self.arq_in_progress_prefix,
         }
 
-    @lru_cache(maxsize=4096)  # noqa: B019 - one Keys per process; names are asked for on every transition
-    def names(self, mission_id: str) -> str:
-        """The JSON blob of names a Lua script needs for one mission."""
-        return json.dumps(
-            {
-                **self._shared_names,
-                "mid": mission_id,
-                "m": self.mission(mission_id),
-                "jp": self.job(mission_id, ""),
-                "out": self.outputs(mission_id),
-                "ev": self.events(mission_id),
-                "chm": self.mission_channel(mission_id),
-            },
-            separators=(",", ":"),
-        )
+    def lua_names(self) -> str:
+        """Lua that defines ``N``, the names a mission script uses, from the mission id in ``ARGV[1]``:
+        generated from the builders above, so the scripts never spell a key themselves (and building
+        them costs a script less than decoding a blob of names would)."""
+        sentinel = "\x00mid\x00"
+        per_mission = {
+            "mid": sentinel,
+            "m": self.mission(sentinel),
+            "jp": self.job(sentinel, ""),
+            "out": self.outputs(sentinel),
+            "ev": self.events(sentinel),
+            "chm": self.mission_channel(sentinel),
+        }
+
+        fields = [f"{key} = {_lua_string(value)}" for key, value in self._shared_names.items()]
+        fields += [f"{key} = {_joined(value, sentinel)}" for key, value in per_mission.items()]
+        return "local MID = ARGV[1]\nlocal N = {\n  " + ",\n  ".join(fields) + "\n}"
+
+
+def _lua_string(text: str) -> str:
+    """A Lua string literal (decimal escapes for anything but printable ASCII)."""
+    out = []
+    for byte in text.encode():
+        char = chr(byte)
+        out.append(char if 32 <= byte < 127 and char not in "\\'" else f"\\{byte:03d}")
+    return "'" + "".join(out) + "'"
+
+
+def _joined(template: str, sentinel: str) -> str:
+    """A Lua expression for ``template`` with each ``sentinel`` replaced by the mission id."""
+    parts = template.split(sentinel)
+    pieces = []
+    for i, part in enumerate(parts):
+        if part:
+            pieces.append(_lua_string(part))
+        if i < len(parts) - 1:
+            pieces.append("MID")
+    return " .. ".join(pieces)

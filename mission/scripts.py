@@ -11,6 +11,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from mission.keys import Keys
 from mission.models import (
     APPROVAL_WAIT_BUCKETS_MS,
     JOB_RUN_BUCKETS_MS,
@@ -20,7 +21,7 @@ from mission.models import (
 )
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
-# Scripts that share the prelude (key names blob, events, enqueue, mission end).
+# Scripts that share the prelude (key names, events, enqueue, mission end).
 WITH_PRELUDE = ("deploy", "start", "finish", "spend", "progress", "stop", "decide", "llm_reserve", "llm_settle")
 STANDALONE = ("heartbeat", "read", "ready", "claim", "sweep")
 
@@ -44,18 +45,21 @@ def generated() -> str:
 
 
 @cache
-def source(name: str) -> str:
+def source(name: str, keys: Keys | None = None) -> str:
+    """A script's full text: a mission script gets the generated definitions, its key names (built
+    from the mission id in ``ARGV[1]``) and lib.lua before its body."""
     body = (LUA_DIR / f"{name}.lua").read_text()
     if name in WITH_PRELUDE:
-        return generated() + "\n" + (LUA_DIR / "lib.lua").read_text() + "\n" + body
+        names = (keys or Keys()).lua_names()
+        return "\n".join([generated(), names, (LUA_DIR / "lib.lua").read_text(), body])
     return body
 
 
 class Scripts:
     """Each script bound to one client; EVALSHA, loading the script again after a Redis restart."""
 
-    def __init__(self, redis: Redis) -> None:
-        self._scripts = {name: redis.register_script(source(name)) for name in WITH_PRELUDE + STANDALONE}
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._scripts = {name: redis.register_script(source(name, keys)) for name in WITH_PRELUDE + STANDALONE}
 
     async def run(self, name: str, *args: Any, client: Redis | None = None) -> Any:
         """Run a script; ``client`` runs it on another connection to the same Redis."""

@@ -133,7 +133,7 @@ class MissionStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        self.scripts = Scripts(redis)
+        self.scripts = Scripts(redis, keys)
 
     # --- deployment ---
 
@@ -198,7 +198,7 @@ class MissionStore:
         result = _text(
             await self.scripts.run(
                 "deploy",
-                self.keys.names(mission_id),
+                mission_id,
                 _compact(fields),
                 _compact(jobs),
                 idem,
@@ -215,7 +215,7 @@ class MissionStore:
 
     async def start_job(self, mission_id: str, role: str, attempt: int, lease_ms: int, worker: str) -> Started | str:
         """Take a queued attempt; the reason as a string (``over``, ``stale``, ``gone``) when it may not run."""
-        result = await self.scripts.run("start", self.keys.names(mission_id), role, attempt, lease_ms, worker)
+        result = await self.scripts.run("start", mission_id, role, attempt, lease_ms, worker)
         result = _text(result)
         if result[0] != "ok":
             if len(result) > 2:  # it found the mission past its deadline and expired it
@@ -248,7 +248,7 @@ class MissionStore:
         """End an attempt (outcome ok|error|lost|release); returns (result, mission or job status)."""
         result = await self.scripts.run(
             "finish",
-            self.keys.names(mission_id),
+            mission_id,
             role,
             attempt,
             outcome,
@@ -267,7 +267,7 @@ class MissionStore:
     ) -> tuple[str, int, int]:
         """(ok|exceeded|stale, spent, allocated) in cents. ``seq`` numbers the attempt's calls from 1:
         a call repeated with a seq already applied changes nothing."""
-        result = _text(await self.scripts.run("spend", self.keys.names(mission_id), role, attempt, cents, note, seq))
+        result = _text(await self.scripts.run("spend", mission_id, role, attempt, cents, note, seq))
         return str(result[0]), int(result[1]), int(result[2])
 
     async def llm_reserve(
@@ -279,7 +279,7 @@ class MissionStore:
         result = _text(
             await self.scripts.run(
                 "llm_reserve",
-                self.keys.names(mission_id),
+                mission_id,
                 role,
                 attempt,
                 seq,
@@ -301,7 +301,7 @@ class MissionStore:
         result = _text(
             await self.scripts.run(
                 "llm_settle",
-                self.keys.names(mission_id),
+                mission_id,
                 role,
                 attempt,
                 seq,
@@ -317,20 +317,19 @@ class MissionStore:
 
     async def progress(self, mission_id: str, role: str, attempt: int, fraction: float, message: str, seq: int) -> bool:
         """False when the attempt is no longer current; ``seq`` as for `spend`."""
-        result = _text(
-            await self.scripts.run("progress", self.keys.names(mission_id), role, attempt, fraction, message, seq)
-        )
+        result = _text(await self.scripts.run("progress", mission_id, role, attempt, fraction, message, seq))
         return bool(result[0] == "ok")
 
     async def heartbeat(self, running: Sequence[tuple[str, str, int]], lease_ms: int) -> list[str]:
         """Renew leases of (mission, role, attempt); returns the lease members no longer current."""
-        args: list[Any] = [lease_ms, self.keys.leases]
+        keys = self.keys
+        args: list[Any] = [lease_ms, keys.leases, keys.queue, keys.arq_in_progress_prefix]
         for mission_id, role, attempt in running:
             args += [
-                self.keys.lease_member(mission_id, role, attempt),
-                self.keys.job(mission_id, role),
+                keys.lease_member(mission_id, role, attempt),
+                keys.job(mission_id, role),
                 str(attempt),
-                self.keys.arq_in_progress_prefix + self.keys.arq_job_id(mission_id, role, attempt),
+                keys.arq_job_id(mission_id, role, attempt),
             ]
         return [str(m) for m in _text(await self.scripts.run("heartbeat", *args))]
 
@@ -388,7 +387,7 @@ class MissionStore:
 
     async def stop(self, mission_id: str, status: MissionStatus, reason: str = "") -> tuple[str, str]:
         """Cancel or expire; (ok|noop|early|gone, status)."""
-        result = _text(await self.scripts.run("stop", self.keys.names(mission_id), status.value, reason))
+        result = _text(await self.scripts.run("stop", mission_id, status.value, reason))
         if len(result) > 2:
             log_end(mission_id, str(result[1]), result[2:])
         return str(result[0]), str(result[1])
@@ -398,9 +397,7 @@ class MissionStore:
         the mission's status). Result: ok (decided now), late (a person after the deadline: the
         timeout decided instead), not_pending, denied (four-eyes), early (a timeout before the
         deadline) or gone."""
-        result = _text(
-            await self.scripts.run("decide", self.keys.names(mission_id), verb, by, note, "1" if allow_self else "0")
-        )
+        result = _text(await self.scripts.run("decide", mission_id, verb, by, note, "1" if allow_self else "0"))
         if len(result) > 3:  # the decision ended the mission (a rejection the outcome policy fails)
             log_end(mission_id, str(result[2]), result[3:])
         return str(result[0]), str(result[1]), str(result[2])

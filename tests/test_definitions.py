@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import re
 
+from redis.asyncio import Redis
+
+from mission.keys import Keys
 from mission.models import (
     TERMINAL_JOB_STATUSES,
     TERMINAL_MISSION_STATUSES,
@@ -15,12 +18,13 @@ from mission.models import (
     MissionStatus,
 )
 from mission.scripts import LUA_DIR, WITH_PRELUDE, generated, source
+from server.redis_local import LocalRedis
 
 LUA = {path.stem: path.read_text() for path in LUA_DIR.glob("*.lua")}
 ALL_LUA = "\n".join(LUA.values())
 # An upper-case string literal that is not a Redis command or option.
 STATUS_LITERAL = re.compile(r"(?<!redis\.call\()'([A-Z][A-Z_]+)'")
-REDIS_OPTIONS = {"EX", "PX", "LIMIT", "WITHSCORES"}
+REDIS_OPTIONS = {"EX", "PX", "XX", "LIMIT", "WITHSCORES"}
 EVENT_LITERAL = re.compile(r"'((?:job|mission|approval)\.[a-z_]+)'")
 
 
@@ -47,6 +51,32 @@ def test_the_scripts_get_the_python_definitions() -> None:
     assert '["SKIPPED"] = true' in prelude and '["QUEUED"] = true' not in prelude
     for name in WITH_PRELUDE:
         assert source(name).startswith(prelude)
+        assert Keys().lua_names() in source(name)
     # nothing in the hand-written Lua defines them again
     for name in ("TERMINAL_JOB", "TERMINAL_MISSION", "RUN_BUCKETS_MS", "APPROVAL_BUCKETS_MS"):
         assert not re.search(rf"local {name}\b", ALL_LUA), name
+
+
+async def test_the_scripts_key_names_are_the_python_ones(redis_server: LocalRedis) -> None:
+    """The names a script builds from the mission id are exactly what mission/keys.py builds, even
+    for a prefix and queue that need escaping in Lua."""
+    keys = Keys(prefix="p'x\\y\u00e9", queue="q\nueue")
+    mission_id = "mssn_" + "ab" * 16
+    lua = keys.lua_names() + "\nreturn {N.mid, N.m, N.jp .. 'role', N.out, N.ev, N.chm, N.q, N.leases, N.idx}"
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        got = await redis.eval(lua, 0, mission_id)  # type: ignore[misc]
+    finally:
+        await redis.aclose()
+    expected = [
+        mission_id,
+        keys.mission(mission_id),
+        keys.job(mission_id, "role"),
+        keys.outputs(mission_id),
+        keys.events(mission_id),
+        keys.mission_channel(mission_id),
+        keys.queue,
+        keys.leases,
+        f"{keys.prefix}:idx:",
+    ]
+    assert got == expected

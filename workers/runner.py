@@ -95,7 +95,8 @@ async def _run_attempt(runtime: WorkerRuntime, mission_id: str, role: str, attem
         )
         level = logging.DEBUG if outcome == "ok" else logging.INFO
         log.log(level, "attempt ended: %s%s", outcome, f" ({payload[:200]})" if outcome == "error" else "")
-        return {"ran": True, "outcome": outcome, "result": result, "status": status}
+        # the finish script also forgot the attempt's ARQ job (out of the queue, its keys deleted)
+        return {"ran": True, "outcome": outcome, "result": result, "status": status, "forgotten": True}
 
     try:
         agent = resolve_agent(job["agent"])

@@ -28,6 +28,9 @@ log = logging.getLogger("mission.worker")
 # Agents enforce their own timeouts and the mission deadline; ARQ's must never cut them short.
 AGENT_JOB_TIMEOUT = 31 * 86_400
 
+# A freed slot waits at most this long for others to free before the worker polls for queued jobs.
+REFILL_DELAY_SECONDS = 0.01
+
 
 def serialize_job(data: dict[str, Any]) -> bytes:
     """ARQ payloads as JSON (the Lua scripts write jobs in this format too)."""
@@ -84,6 +87,8 @@ class MissionWorker(Worker):
         super().__init__(*args, **kwargs)
         self.in_progress_timeout_s = lease_seconds
         self._refill_at = max(1, self.max_jobs // 10)
+        self._more_due = False  # the last claim filled every free slot: more jobs may be waiting
+        self._refill_timer: asyncio.TimerHandle | None = None
         self.ready = asyncio.Event()  # set once started up and polling
         self.failed: str | None = None  # a background task that kept crashing, which stopped the worker
         self.ctx["on_fatal"] = self.fatal
@@ -101,11 +106,22 @@ class MissionWorker(Worker):
         return runtime.wake if isinstance(runtime, WorkerRuntime) else None
 
     def _release_sem_dec_counter_on_complete(self) -> None:
+        """A full worker may have jobs waiting: poll again once a tenth of its slots are free, or
+        `REFILL_DELAY_SECONDS` after a slot frees, whichever comes first (not at every freed slot:
+        each poll walks the queue's head; and not only at a tenth, or the last few slots of a burst
+        of endings would wait for the next timed poll)."""
         super()._release_sem_dec_counter_on_complete()
-        # A full worker may have jobs waiting: poll again once a tenth of its slots are free (not
-        # at every freed slot: each poll walks the queue's head).
-        if self.max_jobs - self.job_counter == self._refill_at and self._wake is not None:
-            self._wake.set()
+        wake = self._wake
+        if wake is None:
+            return
+        if self.max_jobs - self.job_counter == self._refill_at:
+            wake.set()
+        elif self._more_due and self._refill_timer is None:
+            self._refill_timer = self.loop.call_later(REFILL_DELAY_SECONDS, self._refill, wake)
+
+    def _refill(self, wake: asyncio.Event) -> None:
+        self._refill_timer = None
+        wake.set()
 
     async def close(self) -> None:
         """ARQ's close, but a cancelled job does not abort it before the shutdown hooks run."""
@@ -124,7 +140,8 @@ class MissionWorker(Worker):
     async def run_job(self, job_id: str, score: int) -> None:
         """An agent attempt runs without ARQ's bookkeeping around it: its job id says what to run
         (`Keys.arq_job_id`), so ARQ's read of the job and its try counter (a MULTI of three commands)
-        are skipped, and its end is one pipeline of two commands instead of a MULTI of four. Tries
+        are skipped, and the script that records the attempt's end also forgets its ARQ job (ARQ's
+        end is a MULTI of four commands; here, when no end was recorded, a pipeline of two). Tries
         are counted by the mission's own state; a stale or cancelled attempt is a no-op of
         `run_attempt`. Any other job (deadlines, crons) runs through ARQ's `run_job`."""
         attempt = Keys.parse_arq_job_id(job_id)
@@ -136,11 +153,12 @@ class MissionWorker(Worker):
         task = self.loop.create_task(run_attempt(runtime, mission_id, role, number))
         self.job_tasks[job_id] = task
         try:
-            await task
+            ran = await task
         except asyncio.CancelledError:
-            # shutting down (ARQ's `retry_jobs`): the job stays queued for another worker to claim now
+            # shutting down (ARQ's `retry_jobs`): the job stays queued, for another worker to claim now
             self.jobs_retried += 1
-            await asyncio.shield(self.pool.delete(in_progress_key_prefix + job_id))
+            with contextlib.suppress(RedisError, OSError):
+                await asyncio.shield(self._requeue(job_id, 0))
             return
         except Retry as retry:
             # Redis was away as the attempt started: the job stays queued, due again after the delay.
@@ -154,13 +172,17 @@ class MissionWorker(Worker):
             self.jobs_failed += 1
         else:
             self.jobs_complete += 1
+            if ran.get("forgotten"):  # the attempt's end was recorded, and its ARQ job forgotten with it
+                return
         finally:
             self.job_tasks.pop(job_id, None)
         await asyncio.shield(self._forget_job(job_id))
 
     async def _requeue(self, job_id: str, delay_ms: int) -> None:
+        """Due again after ``delay_ms``, unless the job was forgotten meanwhile (its attempt handed
+        back as a new one)."""
         async with self.pool.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.queue_name, {job_id: timestamp_ms() + delay_ms})
+            pipe.zadd(self.queue_name, {job_id: timestamp_ms() + delay_ms}, xx=True)
             pipe.delete(in_progress_key_prefix + job_id)
             await pipe.execute()
 
@@ -176,6 +198,8 @@ class MissionWorker(Worker):
         """ARQ's, except that due jobs are found and claimed by one script (`_claim_jobs`)."""
         if self.allow_pick_jobs and self.job_counter < self.max_jobs:
             await self._claim_jobs()
+        elif self.allow_pick_jobs:
+            self._more_due = True  # woken or polled while full: jobs may be waiting for a slot
         if self.allow_abort_jobs:
             await self._cancel_aborted_jobs()
         for job_id, task in list(self.tasks.items()):
@@ -195,7 +219,9 @@ class MissionWorker(Worker):
             return
         free = self.max_jobs - self.job_counter
         in_progress_ms = int(self.in_progress_timeout_s * 1000)
-        for job_id, score in await runtime.store.claim(free, timestamp_ms(), in_progress_ms):
+        claimed = await runtime.store.claim(free, timestamp_ms(), in_progress_ms)
+        self._more_due = len(claimed) >= free
+        for job_id, score in claimed:
             here = self.tasks.get(job_id)
             if here is not None and not here.done():
                 continue

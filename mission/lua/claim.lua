@@ -1,10 +1,13 @@
 -- A worker claims due ARQ jobs in one round trip (ARQ itself spends four per job). It walks the
--- queue's due jobs in order, skipping those in progress (ARQ keeps running jobs in its queue, so a
--- head of long-running jobs must not hide the rest); each job claimed gets its in-progress key.
+-- queue's due jobs in order, skipping those in progress (ARQ keeps running jobs in its queue; a
+-- running attempt's job is parked until its lease's end, but others, and attempts a worker has
+-- claimed and not yet started, are not); each job claimed gets its in-progress key.
 -- (No shared prelude.) ARGV: queue key, in-progress key prefix, now (ms), in-progress ms, most to
 -- claim, most to look at
 local most, scan = tonumber(ARGV[5]), tonumber(ARGV[6])
-local chunk = math.min(scan, 256)
+-- the due jobs at the head are mostly claimable (running attempts are parked behind them): read a
+-- few more than wanted at a time
+local chunk = math.min(scan, most + 16)
 local claimed = {}
 local offset = 0
 while offset < scan and #claimed < most * 2 do

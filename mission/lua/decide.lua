@@ -3,7 +3,7 @@
 -- gets the timeout's decision taken instead, so the gate never outlives its moment.
 -- Approval queues the gated jobs that wait at the gate; rejection skips every gated job not yet
 -- started, and their dependents, and the outcome policy decides the mission's end.
--- ARGV: names, approve|reject|timeout, decided by (a key id; '' for the timeout), comment or reason,
+-- ARGV: mission id, approve|reject|timeout, decided by (a key id; '' for the timeout), comment or reason,
 --       the key that deployed the mission may decide (1|0)
 local verb, by, note = ARGV[2], ARGV[3], ARGV[4]
 local m = redis.call('HMGET', N.m, 'status', 'approval_state', 'approval_deadline', 'deployed_by', 'gate_on_timeout',
@@ -45,10 +45,9 @@ if approve then
 else
   skip_jobs(gated, (timed_out and '' or 'approval rejected: ') .. note, t)
 end
-settle(t)
+local final = settle(t)
 wake()
 -- a person too late gets `late`: the timeout decided, not them
 local result = (timed_out and verb ~= 'timeout') and 'late' or 'ok'
-local final = redis.call('HGET', N.m, 'status')
 if TERMINAL_MISSION[final] then return {result, state, final, unpack(ending())} end
 return {result, state, final}

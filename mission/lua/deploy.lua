@@ -1,7 +1,7 @@
 -- Create a mission, its jobs and indexes; queue its root jobs (or hold gated ones at the approval
 -- gate) and its deadline job; one event each.
 -- Returns the mission as stored, in the shape read.lua gives, so the caller never re-derives it.
--- ARGV: names, mission fields (JSON object), jobs (JSON array of objects), idempotency key or '',
+-- ARGV: mission id, mission fields (JSON object), jobs (JSON array of objects), idempotency key or '',
 --       idempotency key TTL (s), deployed event data (JSON)
 local idem = ARGV[4]
 if idem ~= '' then

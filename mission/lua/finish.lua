@@ -1,11 +1,15 @@
 -- An attempt ends: success advances the graph; failure retries, fails (skipping dependents) or,
--- for a lost or released worker, runs again as a new attempt. Stale attempts change nothing.
--- ARGV: names, role, attempt, outcome (ok|error|lost|release), output JSON, error text or release reason,
+-- for a lost or released worker, runs again as a new attempt. Stale attempts change nothing (but the
+-- ARQ job of an attempt that ran is forgotten).
+-- ARGV: mission id, role, attempt, outcome (ok|error|lost|release), output JSON, error text or release reason,
 --       retryable (1|0), retry delay ms, lease losses allowed
 local role, attempt, outcome, payload = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local jk = jkey(role)
 local j = redis.call('HMGET', jk, 'status', 'attempt', 'failures', 'max_tries', 'lost', 'dependents', 'started_at')
 local member = lease_member(role, attempt)
+local arq_id = job_id(role) .. ':' .. attempt
+-- The worker that ran the attempt reports its end: its ARQ job is done with, whatever follows.
+if outcome ~= 'lost' then forget(arq_id) end
 if j[1] ~= 'RUNNING' or tonumber(j[2]) ~= attempt then
   if outcome == 'lost' then redis.call('ZREM', N.leases, member) end  -- a leftover lease: drop it
   return {'stale', j[1] or ''}
@@ -19,9 +23,7 @@ redis.call('ZREM', N.leases, member)
 if outcome == 'ok' or outcome == 'error' then observe_run(j[7], t) end
 if outcome == 'lost' then
   -- the dead worker's ARQ job would otherwise sit in the queue until ARQ's in-progress key expires
-  local arq_id = job_id(role) .. ':' .. attempt
-  dequeue(arq_id)
-  redis.call('DEL', N.ip .. arq_id)
+  forget(arq_id)
 end
 
 local function requeue(status, score, etype, reason)
@@ -68,9 +70,8 @@ else
     skip_jobs(cjson.decode(j[6]), 'upstream ' .. role .. ' failed', t)
   end
 end
-settle(t)
+local status = settle(t)
 wake()
 -- the attempt was running, so the mission was not over before: if it is now, this script ended it
-local status = redis.call('HGET', N.m, 'status')
 if TERMINAL_MISSION[status] then return {'ok', status, unpack(ending())} end
 return {'ok', status}

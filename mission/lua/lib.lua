@@ -1,10 +1,10 @@
 -- Shared by every mission script (prepended, after the definitions mission/scripts.py generates from
--- mission/models.py: TERMINAL_JOB, TERMINAL_MISSION, RUN_BUCKETS_MS, APPROVAL_BUCKETS_MS). ARGV[1] is
--- the JSON blob of key names built by mission/keys.py (`Keys.names`); scripts never spell a key
--- themselves.
-local N = cjson.decode(ARGV[1])
+-- mission/models.py: TERMINAL_JOB, TERMINAL_MISSION, RUN_BUCKETS_MS, APPROVAL_BUCKETS_MS; and after
+-- `N`, the key names, which mission/keys.py generates (`Keys.lua_names`) from the mission id in
+-- ARGV[1]); scripts never spell a key themselves.
 local WAKE = false
 local TENANT = nil
+local TENANT_JSON = nil
 local CHANGE = nil  -- this run's change number (see `emit`)
 
 local function now_ms()
@@ -25,9 +25,12 @@ end
 -- Append an event to the mission's log and publish it: seq is the log's length, so no gaps. The
 -- tracker's feed (N.cha) also carries the run's change number, `chg`.
 local function emit(etype, status, jid, message, data, t)
-  if TENANT == nil then TENANT = redis.call('HGET', N.m, 'tenant') or '' end
+  if TENANT == nil then
+    TENANT = redis.call('HGET', N.m, 'tenant') or ''
+    TENANT_JSON = cjson.encode(TENANT)
+  end
   local seq = redis.call('HINCRBY', N.m, 'seq', 1)
-  local ev = '{"seq":' .. seq .. ',"missionId":"' .. N.mid .. '","tenant":' .. cjson.encode(TENANT) ..
+  local ev = '{"seq":' .. seq .. ',"missionId":"' .. N.mid .. '","tenant":' .. TENANT_JSON ..
     ',"type":"' .. etype .. '","status":"' .. status .. '","jobId":' ..
     (jid and ('"' .. jid .. '"') or 'null') .. ',"at":' .. t .. ',"message":' .. cjson.encode(message or '') ..
     ',"data":' .. (data and cjson.encode(data) or 'null') .. '}'
@@ -60,6 +63,13 @@ end
 local function dequeue(arq_id)
   redis.call('ZREM', N.q, arq_id)
   redis.call('DEL', N.aj .. arq_id)
+end
+
+-- An ARQ job that ran is done with: out of the queue, its payload and in-progress key deleted (what
+-- ARQ's own clean-up of a finished job does).
+local function forget(arq_id)
+  redis.call('ZREM', N.q, arq_id)
+  redis.call('DEL', N.aj .. arq_id, N.ip .. arq_id)
 end
 
 -- Cluster-wide counters for /metrics.
@@ -153,20 +163,21 @@ local function ending()
   return redis.call('HMGET', N.m, 'created_at', 'finished_at', 'spent', 'budget', 'template_id', 'tenant')
 end
 
--- When no job is left open, the outcome policy decides the mission's status.
+-- When no job is left open, the outcome policy decides the mission's status; returns the status.
 local function settle(t)
   local m = redis.call('HMGET', N.m, 'status', 'pending', 'succeeded', 'total', 'policy', 'quorum', 'first_failure')
-  if TERMINAL_MISSION[m[1]] or tonumber(m[2]) > 0 then return end
+  if TERMINAL_MISSION[m[1]] or tonumber(m[2]) > 0 then return m[1] end
   local ok, total = tonumber(m[3]), tonumber(m[4])
   local need = total
   if m[5] == 'any' then need = 1 elseif m[5] == 'quorum' then need = tonumber(m[6]) end
   if ok >= need then
     finish_mission('SUCCEEDED', nil, nil, t)
-  else
-    local reason = ok .. ' of ' .. total .. ' jobs succeeded; the ' .. m[5] .. ' outcome needs ' .. need
-    if m[7] and m[7] ~= '' then reason = reason .. '; first failure: ' .. m[7] end
-    finish_mission('FAILED', nil, reason, t)
+    return 'SUCCEEDED'
   end
+  local reason = ok .. ' of ' .. total .. ' jobs succeeded; the ' .. m[5] .. ' outcome needs ' .. need
+  if m[7] and m[7] ~= '' then reason = reason .. '; first failure: ' .. m[7] end
+  finish_mission('FAILED', nil, reason, t)
+  return 'FAILED'
 end
 
 local function expire_reason()

@@ -3,7 +3,7 @@
 -- the allocation. When the worst case does not fit, max_tokens shrinks to what does; below
 -- `min_tokens` the call is refused. `seq` numbers the attempt's SDK calls (a retried reserve returns
 -- the reservation it made). The reservation is kept as job field `llm:<attempt>:<seq>` until settled.
--- ARGV: names, role, attempt, seq, worst cents, prompt bound, max_tokens, min_tokens, input units, output units,
+-- ARGV: mission id, role, attempt, seq, worst cents, prompt bound, max_tokens, min_tokens, input units, output units,
 --       model
 local role, attempt, seq = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local worst, prompt, max_tokens = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])

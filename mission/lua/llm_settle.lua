@@ -6,7 +6,7 @@
 -- allocation and the budget still hold it; the rest is counted as unmetered, never charged: `spent`
 -- stays within the allocation. Settles even when the attempt has ended (the money was reserved);
 -- the event is written only while the mission runs.
--- ARGV: names, role, attempt, reservation seq, outcome, prompt tokens, completion tokens, cost cents,
+-- ARGV: mission id, role, attempt, reservation seq, outcome, prompt tokens, completion tokens, cost cents,
 --       model, latency ms
 local role, attempt, rseq, outcome = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local prompt, completion, cost, model = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]

@@ -1,5 +1,5 @@
 -- Record an agent's progress (0..1) and message. `seq` as in spend.lua: a retried call is applied once.
--- ARGV: names, role, attempt, fraction, message, seq
+-- ARGV: mission id, role, attempt, fraction, message, seq
 local role, attempt, seq = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[6])
 local jk = jkey(role)
 local j = redis.call('HMGET', jk, 'status', 'attempt', 'sdk_seq')

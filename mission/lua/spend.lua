@@ -1,6 +1,6 @@
 -- Meter a charge: refused past the agent's allocation (and, belt and braces, the mission's budget).
 -- `seq` numbers the attempt's SDK calls: a call retried after its reply was lost is not charged twice.
--- ARGV: names, role, attempt, cents, note, seq
+-- ARGV: mission id, role, attempt, cents, note, seq
 local role, attempt, cents, seq = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
 local jk = jkey(role)
 local j = redis.call('HMGET', jk, 'status', 'attempt', 'spent', 'allocated', 'sdk_seq')

@@ -1,11 +1,11 @@
 -- A worker takes a queued attempt: RUNNING with a lease; returns what the agent needs.
--- ARGV: names, role, attempt, lease ms, worker name
+-- ARGV: mission id, role, attempt, lease ms, worker name
 local role, attempt, lease_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local m = redis.call('HMGET', N.m, 'status', 'deadline', 'config', 'started_at')
 if not m[1] then return {'gone', ''} end
 if TERMINAL_MISSION[m[1]] then return {'over', m[1]} end
 local jk = jkey(role)
-local j = redis.call('HMGET', jk, 'status', 'attempt')
+local j = redis.call('HMGET', jk, 'status', 'attempt', 'tries', 'depends_on')
 if (j[1] ~= 'QUEUED' and j[1] ~= 'RETRYING') or tonumber(j[2]) ~= attempt then return {'stale', j[1] or ''} end
 local t = now_ms()
 if t >= tonumber(m[2]) then
@@ -13,9 +13,12 @@ if t >= tonumber(m[2]) then
   return {'over', 'EXPIRED', unpack(ending())}
 end
 redis.call('HSET', jk, 'status', 'RUNNING', 'started_at', t, 'worker', ARGV[5], 'progress', 0, 'message', '',
-  'sdk_seq', 0)
-redis.call('HINCRBY', jk, 'tries', 1)
+  'sdk_seq', 0, 'tries', tonumber(j[3]) + 1)
 redis.call('ZADD', N.leases, t + lease_ms, lease_member(role, attempt))
+-- ARQ keeps a running job in its queue: parked until the lease's end (the heartbeat moves it on), it
+-- sits behind the due jobs, so a claim never walks the running ones; should this worker die, it
+-- is due again as its in-progress key lapses.
+redis.call('ZADD', N.q, 'XX', t + lease_ms, job_id(role) .. ':' .. attempt)
 if m[1] == 'QUEUED' then
   redis.call('HSET', N.m, 'status', 'RUNNING', 'started_at', t)
   index_move('QUEUED', 'RUNNING')
@@ -25,7 +28,7 @@ elseif not m[4] then  -- awaiting approval while another branch starts: it runs 
   emit('mission.started', m[1], nil, 'first agent started', nil, t)
 end
 emit('job.started', 'RUNNING', job_id(role), 'attempt ' .. attempt, {attempt = attempt}, t)
-local ups = cjson.decode(redis.call('HGET', jk, 'depends_on'))
+local ups = cjson.decode(j[4])
 local outs = {}
 if #ups > 0 then outs = redis.call('HMGET', N.out, unpack(ups)) end
 -- the time left is measured on Redis's clock, the one the deadline is checked against

@@ -1,5 +1,5 @@
 -- Cancel a mission on request, or expire it at its deadline; idempotent.
--- ARGV: names, CANCELLED|EXPIRED, reason ('' for the default)
+-- ARGV: mission id, CANCELLED|EXPIRED, reason ('' for the default)
 local status = redis.call('HGET', N.m, 'status')
 if not status then return {'gone', ''} end
 if TERMINAL_MISSION[status] then return {'noop', status} end
