@@ -44,13 +44,18 @@ def generated() -> str:
     )
 
 
-@cache
 def source(name: str, keys: Keys | None = None) -> str:
     """A script's full text: a mission script gets the generated definitions, its key names (built
     from the mission id in ``ARGV[1]``) and lib.lua before its body."""
+    keys = keys or Keys()
+    return _source(name, keys.prefix, keys.queue)
+
+
+@cache
+def _source(name: str, prefix: str, queue: str) -> str:
     body = (LUA_DIR / f"{name}.lua").read_text()
     if name in WITH_PRELUDE:
-        names = (keys or Keys()).lua_names()
+        names = Keys(prefix, queue).lua_names()
         return "\n".join([generated(), names, (LUA_DIR / "lib.lua").read_text(), body])
     return body
 

@@ -13,7 +13,7 @@ if t >= tonumber(m[2]) then
   return {'over', 'EXPIRED', unpack(ending())}
 end
 redis.call('HSET', jk, 'status', 'RUNNING', 'started_at', t, 'worker', ARGV[5], 'progress', 0, 'message', '',
-  'sdk_seq', 0, 'tries', tonumber(j[3]) + 1)
+  'sdk_seq', 0, 'tries', (tonumber(j[3]) or 0) + 1)
 redis.call('ZADD', N.leases, t + lease_ms, lease_member(role, attempt))
 -- ARQ keeps a running job in its queue: parked until the lease's end (the heartbeat moves it on), it
 -- sits behind the due jobs, so a claim never walks the running ones; should this worker die, it
