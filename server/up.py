@@ -1,13 +1,12 @@
 """`mission-service up`: Redis (the configured one if it answers, else a local one), the model
-endpoint (the configured one, else the embedded model), a worker and the API, in one process tree;
-Ctrl-C stops all of it."""
+endpoint (the configured one, else the embedded model), a worker (started again should it exit) and
+the API, in one process tree; Ctrl-C stops all of it."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
@@ -16,8 +15,9 @@ from config.settings import Settings
 from server import model_local
 from server.app import create_app, serve
 from server.auth import Authenticator, ExposedWithoutKeys
+from server.keeper import Keeper
 from server.model_local import LocalModel
-from server.redis_local import LocalRedis, answers, stop_process
+from server.redis_local import LocalRedis, answers
 
 
 def _pick_redis(settings: Settings, data_dir: Path) -> tuple[str, LocalRedis | None]:
@@ -63,6 +63,11 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
 
+def _stop_everything() -> None:
+    """What a worker that keeps exiting does to `up`: the same as a SIGTERM."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_everything(settings: Settings, *, host: str | None, port: int | None, data_dir: Path) -> int:
     host = host or settings.host
     try:
@@ -73,7 +78,7 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
     previous = signal.signal(signal.SIGTERM, _terminate)
     local: LocalRedis | None = None
     model: LocalModel | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    worker: Keeper | None = None
     code = 0
     try:
         redis_url, local = _pick_redis(settings, data_dir)
@@ -84,7 +89,7 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
             print(f"The embedded model did not start ({exc}): model agents will fail", flush=True)
             model_env, model = {}, None
         env = {**os.environ, "MISSION_REDIS_URL": redis_url, **model_env}
-        worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env)
+        worker = Keeper("worker", [sys.executable, "-m", "server.cli", "worker"], env, _stop_everything)
         port = settings.port if port is None else port
         print(f"\n  Mission Control: http://{host}:{port}/\n  GraphiQL: http://{host}:{port}/graphql\n", flush=True)
         code = serve(create_app(settings), settings, port=port)
@@ -93,10 +98,12 @@ def run_everything(settings: Settings, *, host: str | None, port: int | None, da
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping: a second SIGTERM must not cut it short
         if worker is not None:
-            stop_process(worker, timeout=30)  # a worker finishing its jobs' bookkeeping
+            worker.stop(timeout=30)  # a worker finishing its jobs' bookkeeping
         if model is not None:
             model.stop()
         if local is not None:
             local.stop()
         signal.signal(signal.SIGTERM, previous)
+    if worker is not None and worker.gave_up:
+        return code or 1
     return code

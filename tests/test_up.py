@@ -85,3 +85,37 @@ async def test_up_serves_everything_stops_cleanly_and_keeps_missions(tmp_path: P
             assert second.process.wait(30) == 0
         _, alive = psutil.wait_procs(children, timeout=15)
         assert alive == []
+
+
+async def test_a_worker_that_dies_under_up_is_started_again(tmp_path: Path) -> None:
+    """Missions deployed after `up`'s worker was killed still run: `up` starts it again."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(timeout=5) as client:
+
+        async def ready() -> bool:
+            try:
+                return (await client.get(f"{base}/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        service = up(tmp_path, port, 1)
+        try:
+            await eventually(ready, timeout=60, interval=0.1)
+            workers = [c for c in psutil.Process(service.pid).children() if "worker" in c.cmdline()]
+            assert len(workers) == 1
+            workers[0].kill()
+            deployed = (await client.post(f"{base}/graphql", json={"query": DEPLOY % "two_stage"})).json()
+            mission_id = deployed["data"]["deployMission"]["mission"]["id"]
+
+            async def succeeded() -> bool:
+                return await status_of(client, f"{base}/graphql", mission_id) == "SUCCEEDED"
+
+            await eventually(succeeded, timeout=30, interval=0.1)
+            assert "The worker exited with code -9; starting it again" in service.log_path.read_text()
+            children = psutil.Process(service.pid).children(recursive=True)
+        finally:
+            os.kill(service.pid, signal.SIGINT)
+            assert service.process.wait(30) == 0
+        _, alive = psutil.wait_procs(children, timeout=15)
+        assert alive == []
