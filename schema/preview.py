@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from mission.money import from_cents
 from mission.plan import Plan
 from schema.errors import InvalidConfig, TemplateNotFound
-from schema.types import Risk
+from schema.types import ApprovalGate, Risk
 
 
 @strawberry.type(description="One agent as a deploy would plan it.")
@@ -35,6 +35,10 @@ class MissionPlan:
     inputs: JSON
     stages: list[list[str]] = strawberry.field(description="Departments per stage.")
     agents: list[PlannedAgent]
+    approval: ApprovalGate | None = strawberry.field(
+        description="The approval gate a deploy with this config would wait at; null: none (the template has "
+        "none, or its `when` is not met)."
+    )
 
     @classmethod
     def of(cls, plan: Plan) -> MissionPlan:
@@ -59,6 +63,7 @@ class MissionPlan:
                 )
                 for job in plan.jobs
             ],
+            approval=ApprovalGate.of(plan.template.approval) if plan.gated and plan.template.approval else None,
         )
 
 
@@ -68,5 +73,5 @@ PlanMissionResult = Annotated[MissionPlan | TemplateNotFound | InvalidConfig, st
 @strawberry.type(description="The caller: the tenant and role of the API key in use.")
 class Viewer:
     tenant: str
-    role: str = strawberry.field(description="viewer, operator or admin.")
+    role: str = strawberry.field(description="viewer, operator, approver or admin.")
     can_operate: bool = strawberry.field(description="Whether this key may deploy and cancel.")

@@ -108,6 +108,16 @@ class ApprovalGate:
     timeout: int = strawberry.field(description="Seconds from the moment the gate is reached.")
     on_timeout: str = strawberry.field(description="approve or reject: what the timeout decides.")
 
+    @classmethod
+    def of(cls, gate: models.Approval) -> ApprovalGate:
+        when = None
+        if gate.when is not None:
+            levels = gate.when.risk_levels
+            when = ApprovalWhen(
+                risk_levels=None if levels is None else list(levels), budget_above=gate.when.budget_above
+            )
+        return cls(before=list(gate.before), when=when, timeout=gate.timeout, on_timeout=gate.on_timeout)
+
 
 @strawberry.type(description="A mission's approval gate and its decision.")
 class MissionApproval:
@@ -243,15 +253,7 @@ class MissionTemplate:
     @strawberry.field(description="The template's approval gate, if it has one.")
     def approval(self) -> ApprovalGate | None:
         gate = self._template.approval
-        if gate is None:
-            return None
-        when = None
-        if gate.when is not None:
-            levels = gate.when.risk_levels
-            when = ApprovalWhen(
-                risk_levels=None if levels is None else list(levels), budget_above=gate.when.budget_above
-            )
-        return ApprovalGate(before=list(gate.before), when=when, timeout=gate.timeout, on_timeout=gate.on_timeout)
+        return None if gate is None else ApprovalGate.of(gate)
 
 
 @strawberry.type(description="The config a mission runs with: template defaults merged with overrides.")

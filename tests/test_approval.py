@@ -123,6 +123,10 @@ mutation($id: ID!, $reason: String!) {
     ... on ApprovalDenied { message }
   }
 }"""
+PLAN = """
+query($t: ID!, $config: MissionConfigInput) {
+  planMission(templateId: $t, config: $config) { ... on MissionPlan { approval { before timeout onTimeout } } }
+}"""
 MISSION = """
 query($id: ID!) {
   mission(id: $id) {
@@ -526,6 +530,9 @@ async def test_when_conditions_gate_only_when_met(
     config: dict[str, Any],
     gated: bool,
 ) -> None:
+    async with client(OPERATOR) as http:  # the launch dialog's dry run says what the deploy will do
+        planned = (await data(http, api.url, PLAN, t="gated", config=config))["planMission"]["approval"]
+    assert planned == ({"before": ["B"], "timeout": 60, "onTimeout": "reject"} if gated else None)
     mission_id = await deploy(api, "gated", config)
     if gated:
         await events_until(service, hub, mission_id, "approval.requested")

@@ -88,6 +88,15 @@ async def test_an_approver_approves_what_the_deploying_operator_and_a_viewer_may
     await page.get_by_role("article", name="Crash Protocol").get_by_role("button", name="Launch").click()
     dialog = page.get_by_role("dialog", name="Crash Protocol")
     await expect(dialog.get_by_label("Risk level", exact=True)).to_have_value("high")
+    # the dialog says the deploy will wait for a decision, and stops saying so when the gate's `when` is not met
+    gate_note = dialog.get_by_role("status").filter(has_text="Needs approval")
+    await expect(gate_note).to_have_text(
+        "Needs approval: Finance waits for a decision once upstream succeeds (5m 00s, then rejected by the timeout)"
+    )
+    await dialog.get_by_label("Risk level", exact=True).select_option("low")
+    await expect(gate_note).to_have_count(0)
+    await dialog.get_by_label("Risk level", exact=True).select_option("high")
+    await expect(gate_note).to_be_visible()
     await dialog.get_by_role("button", name="Deploy").click()
     await expect(page).to_have_url(re.compile(r"\?mission=mssn_"))
     mission_id = page.url.rsplit("=", 1)[1]

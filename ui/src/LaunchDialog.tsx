@@ -6,14 +6,15 @@ import {
   formDefaults,
   formatSeconds,
   newIdempotencyKey,
+  plannedGateText,
   problemsByField,
   toConfig,
 } from "./logic";
 import { DEPLOY, PLAN } from "./queries";
-import type { FieldProblem, PlannedAgent, Template } from "./types";
+import type { FieldProblem, PlannedAgent, PlannedGate, Template } from "./types";
 
 type PlanAnswer =
-  | { __typename: "MissionPlan"; budget: string; ttl: number; agents: PlannedAgent[] }
+  | { __typename: "MissionPlan"; budget: string; ttl: number; agents: PlannedAgent[]; approval: PlannedGate | null }
   | { __typename: "InvalidConfig"; message: string; problems: FieldProblem[] }
   | { __typename: "TemplateNotFound"; message: string };
 
@@ -40,6 +41,7 @@ export function LaunchDialog({
   const [form, setForm] = useState<LaunchForm>(() => formDefaults(template));
   const [problems, setProblems] = useState<FieldProblem[]>([]);
   const [plan, setPlan] = useState<PlannedAgent[] | null>(null);
+  const [gate, setGate] = useState<PlannedGate | null>(null);
   const [planNote, setPlanNote] = useState("Planning…");
   const [busy, setBusy] = useState(false);
   const [failure, setFailure] = useState("");
@@ -64,6 +66,7 @@ export function LaunchDialog({
           if (!live) return;
           if (answer.__typename === "MissionPlan") {
             setPlan(answer.agents);
+            setGate(answer.approval);
             setProblems([]);
             setPlanNote("");
           } else if (answer.__typename === "InvalidConfig") {
@@ -172,30 +175,37 @@ export function LaunchDialog({
             </p>
           ) : (
             plan && (
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Agent</th>
-                    <th scope="col">Department</th>
-                    <th scope="col">Stage</th>
-                    <th scope="col" className="num">
-                      Budget
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {plan.map((a) => (
-                    <tr key={a.role}>
-                      <td>
-                        {a.role} <small>{a.agent}</small>
-                      </td>
-                      <td>{a.department}</td>
-                      <td>{a.stage + 1}</td>
-                      <td className="num">{a.allocated}</td>
+              <>
+                {gate && (
+                  <p className="planned-gate" role="status">
+                    {plannedGateText(gate)}
+                  </p>
+                )}
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">Agent</th>
+                      <th scope="col">Department</th>
+                      <th scope="col">Stage</th>
+                      <th scope="col" className="num">
+                        Budget
+                      </th>
                     </tr>
-                  ))}
-                </tbody>
-              </table>
+                  </thead>
+                  <tbody>
+                    {plan.map((a) => (
+                      <tr key={a.role}>
+                        <td>
+                          {a.role} <small>{a.agent}</small>
+                        </td>
+                        <td>{a.department}</td>
+                        <td>{a.stage + 1}</td>
+                        <td className="num">{a.allocated}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </>
             )
           )}
         </section>

@@ -15,6 +15,7 @@ import {
   isApprovalEvent,
   isTerminal,
   jobsDone,
+  plannedGateText,
   layoutGraph,
   problemsByField,
   readUrl,
@@ -269,6 +270,15 @@ describe("approval gate", () => {
     );
     expect(awaitsDecision({ approval: gate() })).toBe(true);
     expect(awaitsDecision({ approval: null })).toBe(false);
+  });
+
+  it("says before a deploy who will wait, how long, and what the timeout decides", () => {
+    expect(plannedGateText({ before: ["Finance"], timeout: 300, onTimeout: "reject" })).toBe(
+      "Needs approval: Finance waits for a decision once upstream succeeds (5m 00s, then rejected by the timeout)",
+    );
+    expect(plannedGateText({ before: ["A", "B"], timeout: 45, onTimeout: "approve" })).toBe(
+      "Needs approval: A, B wait for a decision once upstream succeeds (45s, then approved by the timeout)",
+    );
   });
 
   it("says the decision once taken: who, and what they said", () => {

@@ -9,6 +9,7 @@ import type {
   MissionApproval,
   MissionEvent,
   MissionSummary,
+  PlannedGate,
   Template,
 } from "./types";
 
@@ -138,6 +139,13 @@ export function awaitsDecision(m: { approval: MissionApproval | null }): boolean
 
 function listed(departments: string[]): string {
   return departments.join(", ") || "the gated departments";
+}
+
+/** What the launch dialog says of a deploy that would wait at the approval gate. */
+export function plannedGateText(gate: PlannedGate): string {
+  const then = gate.onTimeout === "approve" ? "approved" : "rejected";
+  const wait = gate.before.length > 1 ? "wait" : "waits";
+  return `Needs approval: ${listed(gate.before)} ${wait} for a decision once upstream succeeds (${formatSeconds(gate.timeout)}, then ${then} by the timeout)`;
 }
 
 /** One line about the gate: who waits and for how long, or the decision once taken. */

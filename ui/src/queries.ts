@@ -14,7 +14,9 @@ export const TEMPLATES = `query Templates {
 export const PLAN = `query Plan($templateId: ID!, $config: MissionConfigInput) {
   planMission(templateId: $templateId, config: $config) {
     __typename
-    ... on MissionPlan { budget ttl agents { role department agent stage allocated } }
+    ... on MissionPlan {
+      budget ttl agents { role department agent stage allocated } approval { before timeout onTimeout }
+    }
     ... on InvalidConfig { message problems { field message } }
     ... on TemplateNotFound { message }
   }

@@ -41,6 +41,13 @@ export interface MissionSummary {
   canDecide: boolean;
 }
 
+/** The approval gate a deploy would wait at (the dry-run plan's `approval`). */
+export interface PlannedGate {
+  before: string[];
+  timeout: number;
+  onTimeout: string;
+}
+
 /** A mission's approval gate and, once taken, its decision. */
 export interface MissionApproval {
   state: ApprovalState;
