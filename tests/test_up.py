@@ -25,6 +25,24 @@ def up(tmp_path: Path, port: int, round_: int) -> Child:
     return Child(["up", "--data-dir", str(tmp_path / "data")], env, tmp_path / f"up-{round_}.log")
 
 
+async def ready(client: httpx.AsyncClient, child: Child, port: int) -> Child:
+    """``child`` (an `up`), once it answers /readyz."""
+
+    async def answers() -> bool:
+        try:
+            return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await eventually(answers, timeout=60, interval=0.1)
+    return child
+
+
+async def deploy(client: httpx.AsyncClient, base: str, template: str) -> str:
+    deployed = (await client.post(f"{base}/graphql", json={"query": DEPLOY % template})).json()
+    return str(deployed["data"]["deployMission"]["mission"]["id"])
+
+
 async def status_of(client: httpx.AsyncClient, url: str, mission_id: str) -> str | None:
     query = f'{{ mission(id: "{mission_id}") {{ status }} }}'
     mission = (await client.post(url, json={"query": query})).json()["data"]["mission"]
@@ -35,25 +53,15 @@ async def test_up_serves_everything_stops_cleanly_and_keeps_missions(tmp_path: P
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(timeout=5) as client:
-
-        async def ready() -> bool:
-            try:
-                return (await client.get(f"{base}/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        first = up(tmp_path, port, 1)
-        await eventually(ready, timeout=60, interval=0.1)
+        first = await ready(client, up(tmp_path, port, 1), port)
         assert f"GraphiQL: {base}/graphql" in first.log_path.read_text()
         assert f"Mission Control: {base}/" in first.log_path.read_text()
         page = await client.get(f"{base}/graphql", headers={"accept": "text/html"})
         assert page.status_code == 200 and "graphiql" in page.text.lower()
 
-        deployed = (await client.post(f"{base}/graphql", json={"query": DEPLOY % "two_stage"})).json()
-        mission_id = deployed["data"]["deployMission"]["mission"]["id"]
+        mission_id = await deploy(client, base, "two_stage")
         # model agents, answered by the embedded model `up` started (no MISSION_LLM_BASE_URL)
-        with_model = (await client.post(f"{base}/graphql", json={"query": DEPLOY % "llm_pair"})).json()
-        model_mission = with_model["data"]["deployMission"]["mission"]["id"]
+        model_mission = await deploy(client, base, "llm_pair")
 
         async def succeeded() -> bool:
             return await status_of(client, f"{base}/graphql", mission_id) == "SUCCEEDED"
@@ -76,7 +84,7 @@ async def test_up_serves_everything_stops_cleanly_and_keeps_missions(tmp_path: P
 
         second = up(tmp_path, port, 2)  # the same data directory: the mission is still there
         try:
-            await eventually(ready, timeout=60, interval=0.1)
+            await ready(client, second, port)
             assert await status_of(client, f"{base}/graphql", mission_id) == "SUCCEEDED"
             children = psutil.Process(second.pid).children(recursive=True)
             assert {"redis-server"} <= {c.name() for c in children}
@@ -92,21 +100,13 @@ async def test_a_worker_that_dies_under_up_is_started_again(tmp_path: Path) -> N
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(timeout=5) as client:
-
-        async def ready() -> bool:
-            try:
-                return (await client.get(f"{base}/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
         service = up(tmp_path, port, 1)
         try:
-            await eventually(ready, timeout=60, interval=0.1)
+            await ready(client, service, port)
             workers = [c for c in psutil.Process(service.pid).children() if "worker" in c.cmdline()]
             assert len(workers) == 1
             workers[0].kill()
-            deployed = (await client.post(f"{base}/graphql", json={"query": DEPLOY % "two_stage"})).json()
-            mission_id = deployed["data"]["deployMission"]["mission"]["id"]
+            mission_id = await deploy(client, base, "two_stage")
 
             async def succeeded() -> bool:
                 return await status_of(client, f"{base}/graphql", mission_id) == "SUCCEEDED"
