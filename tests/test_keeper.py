@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import psutil
 
@@ -16,9 +17,9 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 EXITS_AT_ONCE = [sys.executable, "-c", "raise SystemExit(3)"]
 
 
-def wait_until(predicate: object, timeout: float = 15.0) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError("the condition did not come true in time")
         time.sleep(0.01)
